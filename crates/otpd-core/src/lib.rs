@@ -1,0 +1,19 @@
+//! The otpd domain: the [`Service`] that holds every 2FA rule, and what it stands on —
+//! storage (SQLite or PostgreSQL through sqlx `Any`), sealing, password hashing and audit.
+//! No HTTP: every front door (REST, dialects, web, CLI) is a thin translation onto `Service`.
+
+mod clock;
+mod error;
+mod model;
+mod password;
+mod seal;
+mod service;
+mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{CoreError, CoreResult};
+pub use model::*;
+pub use password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, Passwords};
+pub use seal::{KeyRing, MasterKey, Purpose};
+pub use service::*;
+pub use store::{Backend, Db, DbOptions};

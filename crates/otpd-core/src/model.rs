@@ -1,0 +1,460 @@
+//! The domain's typed values: parsed once at the edge, so the `Service` never sees a bad one
+//! (DESIGN.md, principle 6).
+
+use crate::{CoreError, CoreResult};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+/// An account name: 1–64 characters from ASCII letters, digits, `.`, `_`, `-` and `@`
+/// (Zimbra account names are e-mail addresses). Unique case-insensitively: [`Username::key`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Username(String);
+
+impl Username {
+    /// Parses a username.
+    pub fn parse(text: &str) -> CoreResult<Self> {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@');
+        if text.is_empty() || text.len() > 64 {
+            return Err(CoreError::invalid("username", "must be 1 to 64 characters"));
+        }
+        if !text.chars().all(ok_char) {
+            return Err(CoreError::invalid(
+                "username",
+                "may contain only letters, digits, '.', '_', '-' and '@'",
+            ));
+        }
+        Ok(Username(text.to_owned()))
+    }
+
+    /// The name as given at creation.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The lower-cased form that uniqueness and lookups use.
+    pub fn key(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An administrative role. An account with none is a plain account (only itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything.
+    FullAdmin,
+    /// Manage other accounts' 2FA: provision, reset, enable/disable, verify for them.
+    TwofactorAdmin,
+    /// Read everything, change nothing.
+    ReadonlyAdmin,
+}
+
+impl Role {
+    /// The role's wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::FullAdmin => "full_admin",
+            Role::TwofactorAdmin => "twofactor_admin",
+            Role::ReadonlyAdmin => "readonly_admin",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = CoreError;
+    fn from_str(s: &str) -> CoreResult<Self> {
+        match s {
+            "full_admin" => Ok(Role::FullAdmin),
+            "twofactor_admin" => Ok(Role::TwofactorAdmin),
+            "readonly_admin" => Ok(Role::ReadonlyAdmin),
+            _ => Err(CoreError::invalid(
+                "roles",
+                "unknown role (expected full_admin, twofactor_admin or readonly_admin)",
+            )),
+        }
+    }
+}
+
+/// A set of roles, stored space-separated.
+pub type Roles = BTreeSet<Role>;
+
+pub(crate) fn roles_to_db(roles: &Roles) -> String {
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(crate) fn roles_from_db(text: &str) -> Roles {
+    // Unknown names cannot be written (every write goes through `Role`), so skipping is safe.
+    text.split_whitespace()
+        .filter_map(|r| r.parse().ok())
+        .collect()
+}
+
+/// An account as the service shows it (never the password hash).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Account {
+    /// Stable identifier (UUID).
+    pub id: String,
+    /// Numeric id, unique, TrueNAS-style (starting at 3000).
+    pub uid: i64,
+    /// The account name.
+    pub username: String,
+    /// Display name.
+    pub full_name: String,
+    /// E-mail address, if known.
+    pub email: Option<String>,
+    /// Administrative roles.
+    pub roles: Roles,
+    /// Whether password login is disabled (no password set).
+    pub password_disabled: bool,
+    /// Whether an administrator locked the account.
+    pub locked: bool,
+    /// Product profile attributes (the TrueNAS `UserEntry` fields), JSON.
+    pub profile: serde_json::Value,
+    /// Creation time (Unix seconds).
+    pub created_at: i64,
+    /// Last change (Unix seconds).
+    pub updated_at: i64,
+}
+
+/// The deployment's 2FA settings (DESIGN.md, Policy). One row in the database, so every
+/// instance reads the same values; each verification reads it in the same query as the
+/// authenticator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Every account must enroll: a password login without an authenticator gets a session
+    /// limited to enrolling.
+    pub enforced: bool,
+    /// Logins ask accounts with an enabled authenticator for their second factor
+    /// (TrueNAS's global 2FA switch).
+    pub second_factor_at_login: bool,
+    /// Accepted steps either side of the expected one (0–10).
+    pub window: u16,
+    /// Digits for new authenticators (6–8).
+    pub digits: u8,
+    /// Interval for new authenticators, seconds (5–300).
+    pub interval: u64,
+    /// Algorithm for new authenticators: SHA1, SHA256 or SHA512.
+    pub algorithm: String,
+    /// The issuer shown in authenticator apps.
+    pub issuer: String,
+    /// Failed verifications in a row that lock an authenticator (1–1000).
+    pub max_failures: u32,
+    /// How long a lockout lasts, seconds (1–604800).
+    pub lockout_secs: u64,
+    /// Recovery codes issued per account (1–50).
+    pub recovery_code_count: u32,
+    /// Whether a match at a non-zero offset updates the device's drift.
+    pub drift_tracking: bool,
+    /// How far `resync` searches either side of now, in steps (1–1000).
+    pub resync_range: u16,
+    /// How long a second-factor proof counts for step-up, seconds (0–86400).
+    pub step_up_secs: u64,
+    /// How long a pending enrollment may wait for its confirming code, seconds (60–86400).
+    pub enrollment_secs: u64,
+    /// Session lifetime, seconds (60–2592000).
+    pub session_secs: u64,
+    /// Lifetime of a login's second-factor challenge, seconds (30–3600).
+    pub challenge_secs: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            enforced: false,
+            second_factor_at_login: true,
+            window: 1,
+            digits: 6,
+            interval: 30,
+            algorithm: "SHA1".into(),
+            issuer: "otpd".into(),
+            max_failures: 10,
+            lockout_secs: 300,
+            recovery_code_count: 10,
+            drift_tracking: true,
+            resync_range: 100,
+            step_up_secs: 300,
+            enrollment_secs: 900,
+            session_secs: 12 * 3600,
+            challenge_secs: 300,
+        }
+    }
+}
+
+impl Policy {
+    /// Checks every field's range; the first bad field is named in the error.
+    pub fn validate(&self) -> CoreResult<()> {
+        fn range<T: PartialOrd + fmt::Display>(
+            field: &'static str,
+            v: T,
+            lo: T,
+            hi: T,
+        ) -> CoreResult<()> {
+            if v < lo || v > hi {
+                Err(CoreError::invalid(
+                    field,
+                    format!("must be between {lo} and {hi}"),
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        range("window", self.window, 0, 10)?;
+        range("digits", self.digits, 6, 8)?;
+        range("interval", self.interval, 5, 300)?;
+        self.algorithm
+            .parse::<otp::Algorithm>()
+            .map_err(|_| CoreError::invalid("algorithm", "must be SHA1, SHA256 or SHA512"))?;
+        if self.issuer.is_empty()
+            || self.issuer.len() > 64
+            || self.issuer.contains(':')
+            || self.issuer.chars().any(char::is_control)
+        {
+            return Err(CoreError::invalid(
+                "issuer",
+                "must be 1 to 64 characters, without ':'",
+            ));
+        }
+        range("max_failures", self.max_failures, 1, 1000)?;
+        range("lockout_secs", self.lockout_secs, 1, 604_800)?;
+        range("recovery_code_count", self.recovery_code_count, 1, 50)?;
+        range("resync_range", self.resync_range, 1, 1000)?;
+        range("step_up_secs", self.step_up_secs, 0, 86_400)?;
+        range("enrollment_secs", self.enrollment_secs, 60, 86_400)?;
+        range("session_secs", self.session_secs, 60, 2_592_000)?;
+        range("challenge_secs", self.challenge_secs, 30, 3600)?;
+        Ok(())
+    }
+}
+
+/// Why a verification was refused (the `reason` of the native verify answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyReason {
+    /// The code matched nothing.
+    Invalid,
+    /// The code was already used.
+    Replayed,
+    /// Too many failures: the authenticator is locked until `locked_until`.
+    Locked,
+    /// An administrator disabled the authenticator.
+    Disabled,
+    /// The account has no active authenticator.
+    NotEnrolled,
+}
+
+impl VerifyReason {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyReason::Invalid => "invalid",
+            VerifyReason::Replayed => "replayed",
+            VerifyReason::Locked => "locked",
+            VerifyReason::Disabled => "disabled",
+            VerifyReason::NotEnrolled => "not_enrolled",
+        }
+    }
+}
+
+impl fmt::Display for VerifyReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which kind of second factor was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FactorMethod {
+    /// A TOTP code.
+    Totp,
+    /// A single-use recovery code.
+    RecoveryCode,
+}
+
+impl FactorMethod {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FactorMethod::Totp => "totp",
+            FactorMethod::RecoveryCode => "recovery_code",
+        }
+    }
+}
+
+/// The answer to a verification: services branch on it without parsing errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct VerifyOutcome {
+    /// Whether the code was accepted.
+    pub valid: bool,
+    /// Why not, when not.
+    pub reason: Option<VerifyReason>,
+    /// What was accepted, when accepted.
+    pub method: Option<FactorMethod>,
+}
+
+impl VerifyOutcome {
+    pub(crate) fn accepted(method: FactorMethod) -> Self {
+        VerifyOutcome {
+            valid: true,
+            reason: None,
+            method: Some(method),
+        }
+    }
+    pub(crate) fn refused(reason: VerifyReason) -> Self {
+        VerifyOutcome {
+            valid: false,
+            reason: Some(reason),
+            method: None,
+        }
+    }
+}
+
+/// The front door a request came through; recorded in audit events and sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Door {
+    /// The native REST API.
+    Rest,
+    /// The command line.
+    Cli,
+    /// The web pages.
+    Web,
+    /// TrueNAS JSON-RPC.
+    Truenas,
+    /// ONTAP REST.
+    Ontap,
+    /// Rocket.Chat REST.
+    Rocketchat,
+    /// Zimbra SOAP.
+    Zimbra,
+}
+
+impl Door {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Door::Rest => "rest",
+            Door::Cli => "cli",
+            Door::Web => "web",
+            Door::Truenas => "truenas",
+            Door::Ontap => "ontap",
+            Door::Rocketchat => "rocketchat",
+            Door::Zimbra => "zimbra",
+        }
+    }
+}
+
+/// Where a request came from: for sessions and the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestMeta {
+    /// The front door.
+    pub door: Door,
+    /// The peer address, if there is one.
+    pub remote_addr: Option<String>,
+    /// The request id, if the front door assigns one.
+    pub request_id: Option<String>,
+}
+
+impl RequestMeta {
+    /// A request from the command line (no address).
+    pub fn cli() -> Self {
+        RequestMeta {
+            door: Door::Cli,
+            remote_addr: None,
+            request_id: None,
+        }
+    }
+}
+
+/// How a session came to be: recorded with it and shown in session lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionKind {
+    /// A full session.
+    Session,
+    /// A login waiting for its second factor; good for nothing else.
+    Challenge,
+    /// A session limited to enrolling an authenticator (policy `enforced`).
+    Enrollment,
+}
+
+impl SessionKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Session => "session",
+            SessionKind::Challenge => "challenge",
+            SessionKind::Enrollment => "enrollment",
+        }
+    }
+    pub(crate) fn from_db(s: &str) -> Self {
+        match s {
+            "challenge" => SessionKind::Challenge,
+            "enrollment" => SessionKind::Enrollment,
+            _ => SessionKind::Session,
+        }
+    }
+}
+
+/// Who is acting: the command line (an operator on the host, with every right) or an
+/// authenticated account.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// `otpd …` admin commands on the host (audited as actor `cli`).
+    Cli,
+    /// An account, through a session or an API key.
+    Account(Caller),
+}
+
+/// An authenticated account and how it authenticated.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The account's id.
+    pub account_id: String,
+    /// The account's name.
+    pub username: String,
+    /// Its roles.
+    pub roles: Roles,
+    /// The session used, if any (else an API key).
+    pub session_id: Option<String>,
+    /// The session's kind (`Session` for API keys).
+    pub kind: SessionKind,
+    /// When this session last proved a second factor (Unix seconds).
+    pub second_factor_at: Option<i64>,
+    /// The API key used, if any.
+    pub api_key_id: Option<String>,
+}
+
+impl Principal {
+    /// The name recorded as the actor in audit events.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::Cli => "cli".into(),
+            Principal::Account(c) => c.username.clone(),
+        }
+    }
+
+    pub(crate) fn has(&self, role: Role) -> bool {
+        match self {
+            Principal::Cli => true,
+            Principal::Account(c) => c.roles.contains(&Role::FullAdmin) || c.roles.contains(&role),
+        }
+    }
+
+    pub(crate) fn is_any_admin(&self) -> bool {
+        self.has(Role::FullAdmin) || self.has(Role::TwofactorAdmin) || self.has(Role::ReadonlyAdmin)
+    }
+}

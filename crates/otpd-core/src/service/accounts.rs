@@ -1,0 +1,508 @@
+//! Accounts: create, read, list, update, delete, passwords, lock/unlock, and the bootstrap
+//! administrator.
+
+use super::{Audit, Need, Outcome, Service, Shown, new_id};
+use crate::model::{roles_from_db, roles_to_db};
+use crate::store::{flag, is_unique_violation};
+use crate::{
+    Account, CoreError, CoreResult, Passwords, Principal, RequestMeta, Role, Roles, Username,
+};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use zeroize::Zeroizing;
+
+/// A new account. Without a password, password login is disabled (API keys or admin-driven
+/// flows only).
+#[derive(Debug, Clone, Default)]
+pub struct NewAccount {
+    /// The name; see [`Username`].
+    pub username: String,
+    /// The initial password, if any.
+    pub password: Option<Zeroizing<String>>,
+    /// Roles; none for a plain account.
+    pub roles: Roles,
+    /// Display name.
+    pub full_name: String,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// Product profile attributes (JSON object), if any.
+    pub profile: Option<serde_json::Value>,
+}
+
+/// A change to an account; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AccountPatch {
+    /// New display name.
+    pub full_name: Option<String>,
+    /// New e-mail (`Some(None)` removes it).
+    pub email: Option<Option<String>>,
+    /// New roles (full admins only).
+    pub roles: Option<Roles>,
+    /// New profile attributes (replaces the object).
+    pub profile: Option<serde_json::Value>,
+}
+
+/// An account row with what only the core may see.
+pub(crate) struct AccountRow {
+    pub account: Account,
+    pub password_hash: Option<String>,
+}
+
+pub(crate) fn account_from_row(row: &AnyRow) -> CoreResult<AccountRow> {
+    let password_hash: Option<String> = row.try_get("password_hash")?;
+    let profile: String = row.try_get("profile")?;
+    Ok(AccountRow {
+        account: Account {
+            id: row.try_get("id")?,
+            uid: row.try_get("uid")?,
+            username: row.try_get("username")?,
+            full_name: row.try_get("full_name")?,
+            email: row.try_get("email")?,
+            roles: roles_from_db(&row.try_get::<String, _>("roles")?),
+            password_disabled: password_hash.is_none(),
+            locked: row.try_get::<i64, _>("locked")? != 0,
+            profile: serde_json::from_str(&profile).unwrap_or(serde_json::Value::Null),
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        },
+        password_hash,
+    })
+}
+
+fn validate_full_name(name: &str) -> CoreResult<()> {
+    if name.chars().count() > 256 || name.chars().any(char::is_control) {
+        return Err(CoreError::invalid(
+            "full_name",
+            "must be at most 256 characters, without control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_email(email: &str) -> CoreResult<()> {
+    let ok = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(CoreError::invalid("email", "must be an e-mail address"))
+    }
+}
+
+fn validate_profile(profile: &serde_json::Value) -> CoreResult<String> {
+    if !profile.is_object() {
+        return Err(CoreError::invalid("profile", "must be a JSON object"));
+    }
+    let text = profile.to_string();
+    if text.len() > 64 * 1024 {
+        return Err(CoreError::invalid("profile", "must be at most 64 KiB"));
+    }
+    Ok(text)
+}
+
+impl Service {
+    /// Looks an account up by name (case-insensitively).
+    pub(crate) async fn find_account(
+        &self,
+        conn: &mut AnyConnection,
+        username: &str,
+    ) -> CoreResult<Option<AccountRow>> {
+        let Ok(name) = Username::parse(username) else {
+            return Ok(None);
+        };
+        let row = sqlx::query(ACCOUNT_BY_NAME)
+            .bind(name.key())
+            .fetch_optional(conn)
+            .await?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    pub(crate) async fn require_account(
+        &self,
+        conn: &mut AnyConnection,
+        username: &str,
+    ) -> CoreResult<AccountRow> {
+        self.find_account(conn, username)
+            .await?
+            .ok_or(CoreError::NotFound("account"))
+    }
+
+    /// Creates an account (full admins).
+    pub async fn create_account(
+        &self,
+        principal: &Principal,
+        new: NewAccount,
+        meta: &RequestMeta,
+    ) -> CoreResult<Account> {
+        self.authorize(principal, None, Need::FullAdmin, false)?;
+        let username = Username::parse(&new.username)?;
+        validate_full_name(&new.full_name)?;
+        if let Some(email) = &new.email {
+            validate_email(email)?;
+        }
+        let profile = validate_profile(new.profile.as_ref().unwrap_or(&serde_json::json!({})))?;
+        let hash = match new.password {
+            Some(password) => {
+                Passwords::validate(&password)?;
+                Some(self.passwords().hash(password).await?)
+            }
+            None => None,
+        };
+        let id = new_id();
+        let now = self.now();
+        let mut tx = self.db().write.begin().await?;
+        if self
+            .find_account(&mut tx, username.as_str())
+            .await?
+            .is_some()
+        {
+            return Err(CoreError::Conflict(
+                "an account with this username already exists".into(),
+            ));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO accounts (id, uid, username, username_key, full_name, email, roles, password_hash, locked, profile, created_at, updated_at) \
+             VALUES ($1, (SELECT COALESCE(MAX(uid), 2999) + 1 FROM accounts), $2, $3, $4, $5, $6, $7, 0, $8, $9, $9)",
+        )
+        .bind(id.clone())
+        .bind(username.as_str().to_owned())
+        .bind(username.key())
+        .bind(new.full_name)
+        .bind(new.email)
+        .bind(roles_to_db(&new.roles))
+        .bind(hash)
+        .bind(profile)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            // Two instances creating the same name (or taking the same uid) at once.
+            Err(e) if is_unique_violation(&e) => {
+                return Err(CoreError::Conflict(
+                    "an account with this username already exists".into(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let actor = principal.actor();
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor: &actor,
+                account: Some(username.as_str()),
+                action: "account.create",
+                outcome: Outcome::Success,
+                reason: None,
+                meta,
+            },
+        )
+        .await?;
+        let account = self
+            .require_account(&mut tx, username.as_str())
+            .await?
+            .account;
+        tx.commit().await?;
+        Ok(account)
+    }
+
+    /// Reads an account (itself or any admin).
+    pub async fn get_account(&self, principal: &Principal, username: &str) -> CoreResult<Account> {
+        self.authorize(principal, Some(username), Need::SelfOrReader, true)?;
+        let mut conn = self.db().read.acquire().await?;
+        Ok(self.require_account(&mut conn, username).await?.account)
+    }
+
+    /// Lists accounts by name, optionally those whose name starts with `prefix` (admins).
+    pub async fn list_accounts(
+        &self,
+        principal: &Principal,
+        prefix: Option<&str>,
+        limit: u32,
+        offset: u64,
+    ) -> CoreResult<Vec<Account>> {
+        self.authorize(principal, None, Need::AnyAdmin, false)?;
+        let prefix = prefix.unwrap_or("").to_ascii_lowercase();
+        if prefix.len() > 64 {
+            return Err(CoreError::invalid(
+                "prefix",
+                "must be at most 64 characters",
+            ));
+        }
+        // LIKE wildcards in the prefix are escaped, so `_` matches only `_`.
+        let pattern = format!(
+            "{}%",
+            prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let rows = sqlx::query(LIST_ACCOUNTS)
+            .bind(pattern)
+            .bind(i64::from(limit.clamp(1, 1000)))
+            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+            .fetch_all(&self.db().read)
+            .await?;
+        rows.iter()
+            .map(|r| account_from_row(r).map(|a| a.account))
+            .collect()
+    }
+
+    /// Changes an account's display name, e-mail, profile (itself or a full admin) or roles
+    /// (full admins only).
+    pub async fn update_account(
+        &self,
+        principal: &Principal,
+        username: &str,
+        patch: AccountPatch,
+        meta: &RequestMeta,
+    ) -> CoreResult<Account> {
+        let need = if patch.roles.is_some() {
+            Need::FullAdmin
+        } else {
+            Need::SelfOr2faAdmin
+        };
+        self.authorize(principal, Some(username), need, false)?;
+        if patch.roles.is_none() && !principal.has(Role::FullAdmin) {
+            // 2FA admins manage factors, not other people's names and addresses.
+            self.authorize(principal, Some(username), Need::OnlySelf, false)?;
+        }
+        if let Some(name) = &patch.full_name {
+            validate_full_name(name)?;
+        }
+        if let Some(Some(email)) = &patch.email {
+            validate_email(email)?;
+        }
+        let profile = patch.profile.as_ref().map(validate_profile).transpose()?;
+        let mut tx = self.db().write.begin().await?;
+        let current = self.require_account(&mut tx, username).await?.account;
+        if let Some(roles) = &patch.roles
+            && current.roles.contains(&Role::FullAdmin)
+            && !roles.contains(&Role::FullAdmin)
+        {
+            self.ensure_other_full_admin(&mut tx, &current.id).await?;
+        }
+        sqlx::query(
+            "UPDATE accounts SET full_name = $1, email = $2, roles = $3, profile = $4, updated_at = $5 WHERE id = $6",
+        )
+        .bind(patch.full_name.unwrap_or(current.full_name))
+        .bind(patch.email.unwrap_or(current.email))
+        .bind(roles_to_db(patch.roles.as_ref().unwrap_or(&current.roles)))
+        .bind(profile.unwrap_or_else(|| current.profile.to_string()))
+        .bind(self.now())
+        .bind(current.id.clone())
+        .execute(&mut *tx)
+        .await?;
+        let actor = principal.actor();
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor: &actor,
+                account: Some(&current.username),
+                action: "account.update",
+                outcome: Outcome::Success,
+                reason: None,
+                meta,
+            },
+        )
+        .await?;
+        let account = self.require_account(&mut tx, username).await?.account;
+        tx.commit().await?;
+        Ok(account)
+    }
+
+    /// Deletes an account with its authenticator, recovery codes, sessions and API keys
+    /// (full admins). The last unlocked full admin cannot be deleted.
+    pub async fn delete_account(
+        &self,
+        principal: &Principal,
+        username: &str,
+        meta: &RequestMeta,
+    ) -> CoreResult<()> {
+        self.authorize(principal, Some(username), Need::FullAdmin, false)?;
+        let mut tx = self.db().write.begin().await?;
+        let account = self.require_account(&mut tx, username).await?.account;
+        if account.roles.contains(&Role::FullAdmin) {
+            self.ensure_other_full_admin(&mut tx, &account.id).await?;
+        }
+        for sql in [
+            "DELETE FROM sessions WHERE account_id = $1",
+            "DELETE FROM api_keys WHERE account_id = $1",
+            "DELETE FROM recovery_codes WHERE account_id = $1",
+            "DELETE FROM authenticators WHERE account_id = $1",
+            "DELETE FROM accounts WHERE id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(account.id.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let actor = principal.actor();
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor: &actor,
+                account: Some(&account.username),
+                action: "account.delete",
+                outcome: Outcome::Success,
+                reason: None,
+                meta,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets (or, with `None`, disables) an account's password: the account itself or a
+    /// full admin. Revokes the account's other sessions.
+    pub async fn set_password(
+        &self,
+        principal: &Principal,
+        username: &str,
+        password: Option<Zeroizing<String>>,
+        meta: &RequestMeta,
+    ) -> CoreResult<()> {
+        self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
+        if !principal.has(Role::FullAdmin) {
+            self.authorize(principal, Some(username), Need::OnlySelf, false)?;
+        }
+        let hash = match password {
+            Some(p) => {
+                Passwords::validate(&p)?;
+                Some(self.passwords().hash(p).await?)
+            }
+            None => None,
+        };
+        let mut tx = self.db().write.begin().await?;
+        let account = self.require_account(&mut tx, username).await?.account;
+        sqlx::query("UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3")
+            .bind(hash)
+            .bind(self.now())
+            .bind(account.id.clone())
+            .execute(&mut *tx)
+            .await?;
+        self.revoke_sessions_tx(&mut tx, &account.id, principal)
+            .await?;
+        let actor = principal.actor();
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor: &actor,
+                account: Some(&account.username),
+                action: "account.password",
+                outcome: Outcome::Success,
+                reason: None,
+                meta,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Locks or unlocks an account (full admins). Locking revokes all its sessions; a
+    /// locked account cannot log in, and its API keys stop working.
+    pub async fn set_account_locked(
+        &self,
+        principal: &Principal,
+        username: &str,
+        locked: bool,
+        meta: &RequestMeta,
+    ) -> CoreResult<Account> {
+        self.authorize(principal, Some(username), Need::FullAdmin, false)?;
+        let mut tx = self.db().write.begin().await?;
+        let account = self.require_account(&mut tx, username).await?.account;
+        if locked && account.roles.contains(&Role::FullAdmin) {
+            self.ensure_other_full_admin(&mut tx, &account.id).await?;
+        }
+        sqlx::query("UPDATE accounts SET locked = $1, updated_at = $2 WHERE id = $3")
+            .bind(flag(locked))
+            .bind(self.now())
+            .bind(account.id.clone())
+            .execute(&mut *tx)
+            .await?;
+        if locked {
+            sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+                .bind(account.id.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let actor = principal.actor();
+        let action = if locked {
+            "account.lock"
+        } else {
+            "account.unlock"
+        };
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor: &actor,
+                account: Some(&account.username),
+                action,
+                outcome: Outcome::Success,
+                reason: None,
+                meta,
+            },
+        )
+        .await?;
+        let account = self.require_account(&mut tx, username).await?.account;
+        tx.commit().await?;
+        Ok(account)
+    }
+
+    /// On a database with no accounts, creates `admin` (full admin) with a random password
+    /// and returns the password, to be shown once. Otherwise returns `None`. Safe to call
+    /// from several instances at once: only one insert can succeed.
+    pub async fn bootstrap_admin(&self, meta: &RequestMeta) -> CoreResult<Option<Shown>> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts")
+            .fetch_one(&self.db().read)
+            .await?;
+        if count > 0 {
+            return Ok(None);
+        }
+        let mut bytes = Zeroizing::new([0u8; 18]);
+        getrandom::fill(bytes.as_mut_slice())
+            .map_err(|_| CoreError::Internal("system RNG failed".into()))?;
+        let password = Zeroizing::new(data_encoding::BASE64URL_NOPAD.encode(bytes.as_slice()));
+        let new = NewAccount {
+            username: "admin".into(),
+            password: Some(password.clone()),
+            roles: [Role::FullAdmin].into_iter().collect(),
+            full_name: "Administrator".into(),
+            ..NewAccount::default()
+        };
+        match self.create_account(&Principal::Cli, new, meta).await {
+            Ok(_) => Ok(Some(Shown::new(password.as_str()))),
+            Err(CoreError::Conflict(_)) => Ok(None), // another instance won the race
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn ensure_other_full_admin(
+        &self,
+        conn: &mut AnyConnection,
+        except_id: &str,
+    ) -> CoreResult<()> {
+        let others: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM accounts WHERE (' ' || roles || ' ') LIKE '% full_admin %' AND locked = 0 AND id <> $1",
+        )
+        .bind(except_id.to_owned())
+        .fetch_one(conn)
+        .await?;
+        if others == 0 {
+            return Err(CoreError::Conflict(
+                "this is the last unlocked full_admin; create another first".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+const ACCOUNT_BY_NAME: &str = "SELECT id, uid, username, full_name, email, roles, password_hash, locked, profile, created_at, updated_at FROM accounts WHERE username_key = $1";
+
+const LIST_ACCOUNTS: &str = "SELECT id, uid, username, full_name, email, roles, password_hash, locked, profile, created_at, updated_at FROM accounts \
+     WHERE username_key LIKE $1 ESCAPE '\\' ORDER BY username_key LIMIT $2 OFFSET $3";

@@ -1,0 +1,162 @@
+//! Policy and the audit trail.
+
+use super::{Audit, Need, Outcome, Service};
+use crate::{CoreError, CoreResult, Policy, Principal, RequestMeta};
+use serde::Serialize;
+use sqlx::Row;
+
+/// One recorded event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEvent {
+    /// Sequence number (increasing).
+    pub id: i64,
+    /// When (Unix seconds).
+    pub at: i64,
+    /// Who acted (`cli`, a username, or `anonymous`).
+    pub actor: String,
+    /// The account acted on.
+    pub account: Option<String>,
+    /// What was done, e.g. `totp.verify`.
+    pub action: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// Why, for failures and notable successes.
+    pub reason: Option<String>,
+    /// The front door.
+    pub door: String,
+    /// The peer address.
+    pub remote_addr: Option<String>,
+    /// The request id.
+    pub request_id: Option<String>,
+}
+
+/// Filters for [`Service::audit_events`]; every field narrows the result.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Events about this account.
+    pub account: Option<String>,
+    /// Events with this action.
+    pub action: Option<String>,
+    /// Events with this outcome.
+    pub outcome: Option<String>,
+    /// Events at or after this time.
+    pub since: Option<i64>,
+    /// Events before this time.
+    pub until: Option<i64>,
+    /// Events with a sequence number above this (for following the trail).
+    pub after_id: Option<i64>,
+    /// At most this many (1–1000; default 100).
+    pub limit: Option<u32>,
+    /// Skip this many.
+    pub offset: Option<u64>,
+}
+
+impl Service {
+    /// The policy in force now (read on every use, so a change on any instance applies at
+    /// the next request on all).
+    pub(crate) async fn policy_now(&self) -> CoreResult<Policy> {
+        let (document,): (String,) = sqlx::query_as("SELECT document FROM policy WHERE id = 1")
+            .fetch_one(&self.db().read)
+            .await?;
+        parse_policy(&document)
+    }
+
+    /// Reads the policy (any admin).
+    pub async fn get_policy(&self, principal: &Principal) -> CoreResult<Policy> {
+        self.authorize(principal, None, Need::AnyAdmin, false)?;
+        self.policy_now().await
+    }
+
+    /// Replaces the policy after validating every field (full admins).
+    pub async fn set_policy(
+        &self,
+        principal: &Principal,
+        policy: Policy,
+        meta: &RequestMeta,
+    ) -> CoreResult<Policy> {
+        self.authorize(principal, None, Need::FullAdmin, false)?;
+        policy.validate()?;
+        let document = serde_json::to_string(&policy)
+            .map_err(|e| CoreError::Internal(e.to_string().into()))?;
+        let mut tx = self.db().write.begin().await?;
+        sqlx::query("UPDATE policy SET document = $1, updated_at = $2 WHERE id = 1")
+            .bind(document)
+            .bind(self.now())
+            .execute(&mut *tx)
+            .await?;
+        let actor = principal.actor();
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor: &actor,
+                account: None,
+                action: "policy.update",
+                outcome: Outcome::Success,
+                reason: None,
+                meta,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(policy)
+    }
+
+    /// Queries the audit trail, newest first (or oldest first when following with
+    /// `after_id`). Admins see everything; a plain account sees events about itself.
+    pub async fn audit_events(
+        &self,
+        principal: &Principal,
+        query: &AuditQuery,
+    ) -> CoreResult<Vec<AuditEvent>> {
+        let mut query = query.clone();
+        if !principal.is_any_admin() {
+            let Principal::Account(caller) = principal else {
+                return Err(CoreError::forbidden("not allowed"));
+            };
+            self.authorize(principal, Some(&caller.username), Need::SelfOrReader, false)?;
+            query.account = Some(caller.username.clone());
+        }
+        let ascending = query.after_id.is_some();
+        let sql = if ascending {
+            "SELECT id, at, actor, account, action, outcome, reason, door, remote_addr, request_id FROM audit_events \
+             WHERE ($1 = '' OR account = $1) AND ($2 = '' OR action = $2) AND ($3 = '' OR outcome = $3) \
+             AND at >= $4 AND at < $5 AND id > $6 ORDER BY id ASC LIMIT $7 OFFSET $8"
+        } else {
+            "SELECT id, at, actor, account, action, outcome, reason, door, remote_addr, request_id FROM audit_events \
+             WHERE ($1 = '' OR account = $1) AND ($2 = '' OR action = $2) AND ($3 = '' OR outcome = $3) \
+             AND at >= $4 AND at < $5 AND id > $6 ORDER BY id DESC LIMIT $7 OFFSET $8"
+        };
+        let rows = sqlx::query(sql)
+            .bind(query.account.unwrap_or_default())
+            .bind(query.action.unwrap_or_default())
+            .bind(query.outcome.unwrap_or_default())
+            .bind(query.since.unwrap_or(i64::MIN))
+            .bind(query.until.unwrap_or(i64::MAX))
+            .bind(query.after_id.unwrap_or(0))
+            .bind(i64::from(query.limit.unwrap_or(100).clamp(1, 1000)))
+            .bind(i64::try_from(query.offset.unwrap_or(0)).unwrap_or(i64::MAX))
+            .fetch_all(&self.db().read)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEvent {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    account: r.try_get("account")?,
+                    action: r.try_get("action")?,
+                    outcome: r.try_get("outcome")?,
+                    reason: r.try_get("reason")?,
+                    door: r.try_get("door")?,
+                    remote_addr: r.try_get("remote_addr")?,
+                    request_id: r.try_get("request_id")?,
+                })
+            })
+            .collect()
+    }
+}
+
+pub(crate) fn parse_policy(document: &str) -> CoreResult<Policy> {
+    serde_json::from_str(document)
+        .map_err(|e| CoreError::Internal(format!("stored policy is unreadable: {e}").into()))
+}

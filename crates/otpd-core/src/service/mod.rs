@@ -1,0 +1,262 @@
+//! The `Service`: every rule of DESIGN.md — authorization, replay protection, lockout,
+//! step-up, session revocation, audit — written once. Front doors call these methods and
+//! translate; none touches the database or the crypto.
+
+mod accounts;
+mod admin;
+mod recovery;
+mod sessions;
+mod totp;
+
+pub use accounts::{AccountPatch, NewAccount};
+pub use admin::{AuditEvent, AuditQuery};
+pub use sessions::{ApiKeyInfo, LoginOutcome, NewApiKey, SessionInfo, Token};
+pub use totp::{Enrollment, Provisioned, Renewal, TotpOptions, TotpStatus};
+
+use crate::store::Db;
+use crate::{
+    Clock, CoreError, CoreResult, KeyRing, Passwords, Policy, Principal, Purpose, RequestMeta,
+    Role, SessionKind,
+};
+use serde::{Serialize, Serializer};
+use sha2::{Digest, Sha256};
+use sqlx::AnyConnection;
+use std::fmt;
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// The otpd service. Cheap to clone; every clone shares the pools, keys and clock.
+#[derive(Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    keys: KeyRing,
+    clock: Arc<dyn Clock>,
+    passwords: Passwords,
+}
+
+/// A secret shown to a person once (a TOTP secret, a key URI, a recovery code, a token).
+/// Zeroized on drop; `Debug` never shows it; serializes as the plain string.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Shown(Zeroizing<String>);
+
+impl Shown {
+    pub(crate) fn new(s: impl Into<String>) -> Self {
+        Shown(Zeroizing::new(s.into()))
+    }
+
+    /// The value. Show it to its owner; never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Shown([redacted])")
+    }
+}
+
+impl Serialize for Shown {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// The outcome recorded with an audit event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+/// One audit event to write, in the same transaction as the change it records.
+pub(crate) struct Audit<'a> {
+    pub actor: &'a str,
+    pub account: Option<&'a str>,
+    pub action: &'static str,
+    pub outcome: Outcome,
+    pub reason: Option<&'a str>,
+    pub meta: &'a RequestMeta,
+}
+
+const INSERT_AUDIT: &str = "INSERT INTO audit_events (at, actor, account, action, outcome, reason, door, remote_addr, request_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+impl Service {
+    /// A service over `db`, sealing with `keys`, reading time from `clock`.
+    ///
+    /// Refuses (with [`CoreError::Sealing`]) when the database holds sealed values that the
+    /// key ring cannot open: an instance with the wrong master key must not serve answers.
+    pub async fn new(
+        db: Db,
+        keys: KeyRing,
+        clock: Arc<dyn Clock>,
+        passwords: Passwords,
+    ) -> CoreResult<Self> {
+        let service = Service {
+            inner: Arc::new(Inner {
+                db,
+                keys,
+                clock,
+                passwords,
+            }),
+        };
+        let now = service.now();
+        let document = serde_json::to_string(&Policy::default())
+            .map_err(|e| CoreError::Internal(e.to_string().into()))?;
+        sqlx::query("INSERT INTO policy (id, document, updated_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING")
+            .bind(document)
+            .bind(now)
+            .execute(&service.inner.db.write)
+            .await?;
+        service.check_master_key().await?;
+        Ok(service)
+    }
+
+    async fn check_master_key(&self) -> CoreResult<()> {
+        use sqlx::Row;
+        let sample =
+            sqlx::query("SELECT id, secret FROM authenticators ORDER BY created_at LIMIT 1")
+                .fetch_optional(&self.inner.db.read)
+                .await?;
+        if let Some(row) = sample {
+            let id: String = row.try_get("id")?;
+            let sealed: Vec<u8> = row.try_get("secret")?;
+            self.inner.keys.open(Purpose::TotpSecret, &id, &sealed)?;
+        }
+        Ok(())
+    }
+
+    /// The database (for health checks and shutdown).
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.inner.clock.now()
+    }
+
+    pub(crate) fn keys(&self) -> &KeyRing {
+        &self.inner.keys
+    }
+
+    pub(crate) fn passwords(&self) -> &Passwords {
+        &self.inner.passwords
+    }
+
+    pub(crate) async fn write_audit(
+        &self,
+        conn: &mut AnyConnection,
+        event: Audit<'_>,
+    ) -> CoreResult<()> {
+        sqlx::query(INSERT_AUDIT)
+            .bind(self.now())
+            .bind(event.actor.to_owned())
+            .bind(event.account.map(str::to_owned))
+            .bind(event.action)
+            .bind(event.outcome.as_str())
+            .bind(event.reason.map(str::to_owned))
+            .bind(event.meta.door.as_str())
+            .bind(event.meta.remote_addr.clone())
+            .bind(event.meta.request_id.clone())
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Writes an audit event in a transaction of its own (for outcomes that change nothing
+    /// else, such as a refused login).
+    pub(crate) async fn audit_alone(&self, event: Audit<'_>) -> CoreResult<()> {
+        let mut conn = self.inner.db.write.acquire().await?;
+        self.write_audit(&mut conn, event).await
+    }
+}
+
+/// A new random token with a recognisable prefix; only its hash is stored.
+pub(crate) fn new_token(prefix: &str) -> CoreResult<(Shown, String)> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    getrandom::fill(bytes.as_mut_slice())
+        .map_err(|_| CoreError::Internal("system RNG failed".into()))?;
+    let token = format!(
+        "{prefix}{}",
+        data_encoding::BASE64URL_NOPAD.encode(bytes.as_slice())
+    );
+    let hash = token_hash(&token);
+    Ok((Shown::new(token), hash))
+}
+
+/// SHA-256 of a token, hex: a fast hash is right here, since tokens carry 256 random bits
+/// (nothing to brute-force), and it keeps Argon2 off the hot path.
+pub(crate) fn token_hash(token: &str) -> String {
+    data_encoding::HEXLOWER.encode(&Sha256::digest(token.as_bytes()))
+}
+
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// What an operation needs of the principal, checked before anything is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// The account itself or any admin (reads).
+    SelfOrReader,
+    /// The account itself or a 2FA admin (2FA changes on one's own or others' accounts).
+    SelfOr2faAdmin,
+    /// A 2FA admin only (e.g. enabling/disabling an authenticator).
+    TwofactorAdmin,
+    /// A full admin only (accounts, policy).
+    FullAdmin,
+    /// Any admin (reading policy, audit, account lists).
+    AnyAdmin,
+    /// The account itself only (e.g. reading its recovery codes).
+    OnlySelf,
+}
+
+impl Service {
+    /// Checks that `principal` may act on the account named `target` (if any) as `need`
+    /// says. Plain accounts are refused before any lookup, so they cannot probe names.
+    /// Sessions limited to enrolling may only enroll, confirm and read their own status.
+    pub(crate) fn authorize(
+        &self,
+        principal: &Principal,
+        target: Option<&str>,
+        need: Need,
+        enrolling_ok: bool,
+    ) -> CoreResult<()> {
+        let Principal::Account(caller) = principal else {
+            return Ok(()); // the CLI is the operator on the host
+        };
+        if caller.kind == SessionKind::Enrollment && !enrolling_ok {
+            return Err(CoreError::forbidden(
+                "this session may only enroll an authenticator",
+            ));
+        }
+        let is_self = target.is_some_and(|t| t.eq_ignore_ascii_case(&caller.username));
+        let allowed = match need {
+            Need::SelfOrReader => is_self || principal.is_any_admin(),
+            Need::SelfOr2faAdmin => is_self || principal.has(Role::TwofactorAdmin),
+            Need::TwofactorAdmin => principal.has(Role::TwofactorAdmin),
+            Need::FullAdmin => principal.has(Role::FullAdmin),
+            Need::AnyAdmin => principal.is_any_admin(),
+            Need::OnlySelf => is_self,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(CoreError::forbidden("not allowed"))
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Recovery codes: single use, sealed (so their owner can list the remaining ones, as
+//! Zimbra's `GetScratchCodes` needs) and found by a keyed hash (so one `DELETE` consumes a
+//! code atomically, also across instances).
+
+use super::{Service, Shown, new_id};
+use crate::{CoreError, CoreResult, Purpose};
+use sqlx::AnyConnection;
+
+/// Crockford-like alphabet without 0/O, 1/I/L confusion: 32 symbols, 5 bits each.
+const ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ2";
+const LEN: usize = 10;
+
+/// A recovery code as typed: ASCII spaces and hyphens dropped, upper-cased; `None` unless it
+/// is 10 symbols of the alphabet. TOTP codes (6–8 digits) never have this shape.
+pub(crate) fn recovery_shape(text: &str) -> Option<String> {
+    let code: String = text
+        .chars()
+        .filter(|c| *c != ' ' && *c != '-')
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    (code.len() == LEN && code.bytes().all(|b| ALPHABET.contains(&b))).then_some(code)
+}
+
+/// `ABCDE-FGHIJ`, as shown to people.
+pub(crate) fn format_recovery_code(code: &str) -> String {
+    match (code.get(..5), code.get(5..)) {
+        (Some(a), Some(b)) => format!("{a}-{b}"),
+        _ => code.to_owned(),
+    }
+}
+
+fn generate() -> CoreResult<String> {
+    let mut bytes = zeroize::Zeroizing::new([0u8; LEN]);
+    getrandom::fill(bytes.as_mut_slice())
+        .map_err(|_| CoreError::Internal("system RNG failed".into()))?;
+    // 256 is a multiple of 32, so masking keeps every symbol equally likely.
+    Ok(bytes
+        .iter()
+        .map(|b| char::from(ALPHABET.get(usize::from(b & 31)).copied().unwrap_or(b'2')))
+        .collect())
+}
+
+impl Service {
+    /// Replaces an account's recovery codes with `count` new ones.
+    pub(crate) async fn replace_recovery_codes(
+        &self,
+        conn: &mut AnyConnection,
+        account_id: &str,
+        count: u32,
+    ) -> CoreResult<Vec<Shown>> {
+        sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1")
+            .bind(account_id.to_owned())
+            .execute(&mut *conn)
+            .await?;
+        let now = self.now();
+        let mut shown = Vec::new();
+        for _ in 0..count {
+            let code = generate()?;
+            let id = new_id();
+            sqlx::query("INSERT INTO recovery_codes (id, account_id, lookup, sealed, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(id.clone())
+                .bind(account_id.to_owned())
+                .bind(self.keys().lookup(account_id, &code))
+                .bind(self.keys().seal(Purpose::RecoveryCode, &id, code.as_bytes())?)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            shown.push(Shown::new(format_recovery_code(&code)));
+        }
+        Ok(shown)
+    }
+
+    /// Consumes a recovery code: true if it existed (and now does not).
+    pub(crate) async fn consume_recovery_code(
+        &self,
+        conn: &mut AnyConnection,
+        account_id: &str,
+        code: &str,
+    ) -> CoreResult<bool> {
+        for lookup in self.keys().lookups(account_id, code) {
+            let done =
+                sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1 AND lookup = $2")
+                    .bind(account_id.to_owned())
+                    .bind(lookup)
+                    .execute(&mut *conn)
+                    .await?;
+            if done.rows_affected() > 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    pub(crate) async fn count_recovery_codes(
+        &self,
+        conn: &mut AnyConnection,
+        account_id: &str,
+    ) -> CoreResult<i64> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM recovery_codes WHERE account_id = $1")
+                .bind(account_id.to_owned())
+                .fetch_one(conn)
+                .await?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn shape_and_format() {
+        let code = generate().unwrap();
+        assert_eq!(code.len(), 10);
+        let shown = format_recovery_code(&code);
+        assert_eq!(recovery_shape(&shown).as_deref(), Some(code.as_str()));
+        assert_eq!(
+            recovery_shape(&shown.to_lowercase()).as_deref(),
+            Some(code.as_str())
+        );
+        assert_eq!(recovery_shape("123456"), None);
+        assert_eq!(recovery_shape("12345678"), None);
+        assert_eq!(
+            recovery_shape("ABCDE-FGHI0"),
+            None,
+            "0 is not in the alphabet"
+        );
+    }
+}

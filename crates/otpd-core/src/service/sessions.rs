@@ -1,0 +1,619 @@
+//! Login, second-factor challenges, sessions and API keys, and turning a bearer token back
+//! into a [`Principal`].
+
+use super::accounts::AccountRow;
+use super::{Audit, Need, Outcome, Service, Shown, new_id, new_token, token_hash};
+use crate::model::roles_from_db;
+use crate::{Caller, CoreError, CoreResult, FactorMethod, Principal, RequestMeta, SessionKind};
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+use zeroize::Zeroizing;
+
+const SESSION_PREFIX: &str = "otpd_s_";
+const API_KEY_PREFIX: &str = "otpd_k_";
+
+/// A bearer token and when it expires.
+#[derive(Debug, Clone, Serialize)]
+pub struct Token {
+    /// The token, shown once.
+    pub token: Shown,
+    /// Expiry (Unix seconds).
+    pub expires_at: i64,
+}
+
+/// What a password login gives.
+#[derive(Debug, Clone)]
+pub enum LoginOutcome {
+    /// A full session.
+    Session(Token),
+    /// The account has an enabled authenticator: send a code with this challenge.
+    SecondFactorRequired {
+        /// The challenge token for [`Service::second_factor`].
+        challenge: Token,
+    },
+    /// Policy requires enrollment first: a session limited to enrolling.
+    EnrollmentRequired(Token),
+}
+
+/// A session as listed to its owner (never the token).
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionInfo {
+    /// Session id.
+    pub id: String,
+    /// `session` or `enrollment`.
+    pub kind: SessionKind,
+    /// How it was authenticated.
+    pub method: String,
+    /// Created (Unix seconds).
+    pub created_at: i64,
+    /// Expires (Unix seconds).
+    pub expires_at: i64,
+    /// Last second-factor proof (Unix seconds).
+    pub second_factor_at: Option<i64>,
+    /// Front door it was made through.
+    pub door: String,
+    /// Peer address at login.
+    pub remote_addr: Option<String>,
+    /// Whether it is the session making this request.
+    pub current: bool,
+}
+
+/// An API key as listed (never the key).
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKeyInfo {
+    /// Key id.
+    pub id: String,
+    /// The owner's name.
+    pub account: String,
+    /// A label.
+    pub name: String,
+    /// Created (Unix seconds).
+    pub created_at: i64,
+    /// Last used (Unix seconds, to the minute).
+    pub last_used_at: Option<i64>,
+}
+
+/// A new API key: the key is shown once.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewApiKey {
+    /// The key's listing.
+    #[serde(flatten)]
+    pub info: ApiKeyInfo,
+    /// The key, shown once.
+    pub key: Shown,
+}
+
+impl Service {
+    /// Password login. Unknown users, wrong passwords and disabled passwords answer the same
+    /// [`CoreError::Unauthenticated`] after the same Argon2 work.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: Zeroizing<String>,
+        meta: &RequestMeta,
+    ) -> CoreResult<LoginOutcome> {
+        let found = {
+            let mut conn = self.db().read.acquire().await?;
+            self.find_account(&mut conn, username).await?
+        };
+        let hash = found.as_ref().and_then(|a| a.password_hash.clone());
+        let ok = self.passwords().verify(password, hash).await?;
+        let Some(AccountRow { account, .. }) = found.filter(|_| ok) else {
+            let subject = found_name(username);
+            self.audit_alone(Audit {
+                actor: subject.as_deref().unwrap_or("anonymous"),
+                account: subject.as_deref(),
+                action: "auth.login",
+                outcome: Outcome::Failure,
+                reason: Some("bad credentials"),
+                meta,
+            })
+            .await?;
+            return Err(CoreError::Unauthenticated);
+        };
+        if account.locked {
+            self.audit_alone(Audit {
+                actor: &account.username,
+                account: Some(&account.username),
+                action: "auth.login",
+                outcome: Outcome::Failure,
+                reason: Some("account locked"),
+                meta,
+            })
+            .await?;
+            return Err(CoreError::AccountLocked);
+        }
+        let policy = self.policy_now().await?;
+        let factor: Option<(i64,)> = sqlx::query_as(
+            "SELECT enabled FROM authenticators WHERE account_id = $1 AND state = 'active'",
+        )
+        .bind(account.id.clone())
+        .fetch_optional(&self.db().read)
+        .await?;
+        let mut tx = self.db().write.begin().await?;
+        let outcome = match factor {
+            Some((enabled,)) if enabled != 0 && policy.second_factor_at_login => {
+                let challenge = self
+                    .insert_session(
+                        &mut tx,
+                        &account.id,
+                        SessionKind::Challenge,
+                        "password",
+                        None,
+                        policy.challenge_secs,
+                        meta,
+                    )
+                    .await?;
+                LoginOutcome::SecondFactorRequired { challenge }
+            }
+            None if policy.enforced => {
+                let token = self
+                    .insert_session(
+                        &mut tx,
+                        &account.id,
+                        SessionKind::Enrollment,
+                        "password",
+                        None,
+                        policy.challenge_secs.max(policy.enrollment_secs),
+                        meta,
+                    )
+                    .await?;
+                LoginOutcome::EnrollmentRequired(token)
+            }
+            _ => LoginOutcome::Session(
+                self.insert_session(
+                    &mut tx,
+                    &account.id,
+                    SessionKind::Session,
+                    "password",
+                    None,
+                    policy.session_secs,
+                    meta,
+                )
+                .await?,
+            ),
+        };
+        let reason = match &outcome {
+            LoginOutcome::Session(_) => None,
+            LoginOutcome::SecondFactorRequired { .. } => Some("second factor required"),
+            LoginOutcome::EnrollmentRequired(_) => Some("enrollment required"),
+        };
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor: &account.username,
+                account: Some(&account.username),
+                action: "auth.login",
+                outcome: Outcome::Success,
+                reason,
+                meta,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Completes a login with a TOTP or recovery code. The code goes through the same
+    /// verification as everything else (window, replay claim, failure counting, lockout);
+    /// a refused code leaves the challenge usable until it expires or the authenticator locks.
+    pub async fn second_factor(
+        &self,
+        challenge: &str,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> CoreResult<Token> {
+        let now = self.now();
+        let row = sqlx::query(
+            "SELECT s.id, s.account_id, a.username, a.locked FROM sessions s JOIN accounts a ON a.id = s.account_id \
+             WHERE s.token_hash = $1 AND s.kind = 'challenge' AND s.expires_at > $2",
+        )
+        .bind(token_hash(challenge))
+        .bind(now)
+        .fetch_optional(&self.db().read)
+        .await?
+        .ok_or(CoreError::Unauthenticated)?;
+        let challenge_id: String = row.try_get("id")?;
+        let account_id: String = row.try_get("account_id")?;
+        let username: String = row.try_get("username")?;
+        if row.try_get::<i64, _>("locked")? != 0 {
+            return Err(CoreError::AccountLocked);
+        }
+        let outcome = self
+            .check_code(&username, code, &username, "auth.second_factor", meta)
+            .await?;
+        let Some(method) = outcome.method.filter(|_| outcome.valid) else {
+            return Err(CoreError::SecondFactorFailed {
+                reason: outcome.reason.unwrap_or(crate::VerifyReason::Invalid),
+            });
+        };
+        let policy = self.policy_now().await?;
+        let mut tx = self.db().write.begin().await?;
+        // The challenge is single use: whoever deletes it makes the session.
+        let deleted = sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(challenge_id)
+            .execute(&mut *tx)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            return Err(CoreError::Unauthenticated);
+        }
+        let label = match method {
+            FactorMethod::Totp => "password+totp",
+            FactorMethod::RecoveryCode => "password+recovery_code",
+        };
+        let token = self
+            .insert_session(
+                &mut tx,
+                &account_id,
+                SessionKind::Session,
+                label,
+                Some(now),
+                policy.session_secs,
+                meta,
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn insert_session(
+        &self,
+        conn: &mut AnyConnection,
+        account_id: &str,
+        kind: SessionKind,
+        method: &str,
+        second_factor_at: Option<i64>,
+        lifetime: u64,
+        meta: &RequestMeta,
+    ) -> CoreResult<Token> {
+        let (token, hash) = new_token(SESSION_PREFIX)?;
+        let now = self.now();
+        let expires_at = now.saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX));
+        sqlx::query(
+            "INSERT INTO sessions (id, token_hash, account_id, kind, method, created_at, expires_at, second_factor_at, door, remote_addr) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(new_id())
+        .bind(hash)
+        .bind(account_id.to_owned())
+        .bind(kind.as_str())
+        .bind(method.to_owned())
+        .bind(now)
+        .bind(expires_at)
+        .bind(second_factor_at)
+        .bind(meta.door.as_str())
+        .bind(meta.remote_addr.clone())
+        .execute(conn)
+        .await?;
+        Ok(Token { token, expires_at })
+    }
+
+    /// Turns a bearer token (session or API key) into the principal it authenticates.
+    /// One indexed read; revocation and expiry are seen at the next request on every
+    /// instance. Challenge tokens authenticate nothing.
+    pub async fn authenticate(&self, bearer: &str) -> CoreResult<Principal> {
+        let now = self.now();
+        if bearer.starts_with(API_KEY_PREFIX) {
+            let row = sqlx::query(
+                "SELECT k.id, k.last_used_at, a.id AS account_id, a.username, a.roles, a.locked FROM api_keys k \
+                 JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1",
+            )
+            .bind(token_hash(bearer))
+            .fetch_optional(&self.db().read)
+            .await?
+            .ok_or(CoreError::Unauthenticated)?;
+            if row.try_get::<i64, _>("locked")? != 0 {
+                return Err(CoreError::Unauthenticated);
+            }
+            let key_id: String = row.try_get("id")?;
+            let last_used: Option<i64> = row.try_get("last_used_at")?;
+            // Recorded to the minute, so a busy service key costs no write per request.
+            if last_used.is_none_or(|t| t < now - 60) {
+                sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(key_id.clone())
+                    .execute(&self.db().write)
+                    .await?;
+            }
+            return Ok(Principal::Account(Caller {
+                account_id: row.try_get("account_id")?,
+                username: row.try_get("username")?,
+                roles: roles_from_db(&row.try_get::<String, _>("roles")?),
+                session_id: None,
+                kind: SessionKind::Session,
+                second_factor_at: None,
+                api_key_id: Some(key_id),
+            }));
+        }
+        if !bearer.starts_with(SESSION_PREFIX) {
+            return Err(CoreError::Unauthenticated);
+        }
+        let row = sqlx::query(
+            "SELECT s.id, s.kind, s.second_factor_at, a.id AS account_id, a.username, a.roles, a.locked FROM sessions s \
+             JOIN accounts a ON a.id = s.account_id WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.kind <> 'challenge'",
+        )
+        .bind(token_hash(bearer))
+        .bind(now)
+        .fetch_optional(&self.db().read)
+        .await?
+        .ok_or(CoreError::Unauthenticated)?;
+        if row.try_get::<i64, _>("locked")? != 0 {
+            return Err(CoreError::Unauthenticated);
+        }
+        Ok(Principal::Account(Caller {
+            account_id: row.try_get("account_id")?,
+            username: row.try_get("username")?,
+            roles: roles_from_db(&row.try_get::<String, _>("roles")?),
+            session_id: Some(row.try_get("id")?),
+            kind: SessionKind::from_db(&row.try_get::<String, _>("kind")?),
+            second_factor_at: row.try_get("second_factor_at")?,
+            api_key_id: None,
+        }))
+    }
+
+    /// Ends the caller's session.
+    pub async fn logout(&self, principal: &Principal, meta: &RequestMeta) -> CoreResult<()> {
+        let Principal::Account(Caller {
+            session_id: Some(id),
+            username,
+            ..
+        }) = principal
+        else {
+            return Err(CoreError::invalid(
+                "session",
+                "this request was not made with a session",
+            ));
+        };
+        let mut tx = self.db().write.begin().await?;
+        sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(id.clone())
+            .execute(&mut *tx)
+            .await?;
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor: username,
+                account: Some(username),
+                action: "auth.logout",
+                outcome: Outcome::Success,
+                reason: None,
+                meta,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The sessions of an account (itself or any admin).
+    pub async fn list_sessions(
+        &self,
+        principal: &Principal,
+        username: &str,
+    ) -> CoreResult<Vec<SessionInfo>> {
+        self.authorize(principal, Some(username), Need::SelfOrReader, false)?;
+        let mut conn = self.db().read.acquire().await?;
+        let account = self.require_account(&mut conn, username).await?.account;
+        let current = match principal {
+            Principal::Account(c) => c.session_id.clone(),
+            Principal::Cli => None,
+        };
+        let rows = sqlx::query(
+            "SELECT id, kind, method, created_at, expires_at, second_factor_at, door, remote_addr FROM sessions \
+             WHERE account_id = $1 AND kind <> 'challenge' AND expires_at > $2 ORDER BY created_at",
+        )
+        .bind(account.id)
+        .bind(self.now())
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("id")?;
+                Ok(SessionInfo {
+                    current: current.as_deref() == Some(id.as_str()),
+                    id,
+                    kind: SessionKind::from_db(&r.try_get::<String, _>("kind")?),
+                    method: r.try_get("method")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                    second_factor_at: r.try_get("second_factor_at")?,
+                    door: r.try_get("door")?,
+                    remote_addr: r.try_get("remote_addr")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes one session of an account (itself or a full admin).
+    pub async fn revoke_session(
+        &self,
+        principal: &Principal,
+        username: &str,
+        session_id: &str,
+        meta: &RequestMeta,
+    ) -> CoreResult<()> {
+        self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
+        let mut tx = self.db().write.begin().await?;
+        let account = self.require_account(&mut tx, username).await?.account;
+        let done = sqlx::query("DELETE FROM sessions WHERE id = $1 AND account_id = $2")
+            .bind(session_id.to_owned())
+            .bind(account.id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(CoreError::NotFound("session"));
+        }
+        let actor = principal.actor();
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor: &actor,
+                account: Some(&account.username),
+                action: "session.revoke",
+                outcome: Outcome::Success,
+                reason: None,
+                meta,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Revokes an account's sessions after a change to its credentials: all but the
+    /// caller's own when the account acts on itself, all of them when someone else acts
+    /// (DESIGN.md, "Sessions after a reset").
+    pub(crate) async fn revoke_sessions_tx(
+        &self,
+        conn: &mut AnyConnection,
+        account_id: &str,
+        principal: &Principal,
+    ) -> CoreResult<()> {
+        let keep = match principal {
+            Principal::Account(c) if c.account_id == account_id => c.session_id.clone(),
+            _ => None,
+        };
+        sqlx::query("DELETE FROM sessions WHERE account_id = $1 AND id <> $2")
+            .bind(account_id.to_owned())
+            .bind(keep.unwrap_or_default())
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Creates an API key for an account (itself or a full admin); the key is shown once.
+    pub async fn create_api_key(
+        &self,
+        principal: &Principal,
+        username: &str,
+        name: &str,
+        meta: &RequestMeta,
+    ) -> CoreResult<NewApiKey> {
+        self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
+        if !principal.has(crate::Role::FullAdmin) {
+            self.authorize(principal, Some(username), Need::OnlySelf, false)?;
+        }
+        if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+            return Err(CoreError::invalid(
+                "name",
+                "must be 1 to 128 characters, without control characters",
+            ));
+        }
+        let (key, hash) = new_token(API_KEY_PREFIX)?;
+        let mut tx = self.db().write.begin().await?;
+        let account = self.require_account(&mut tx, username).await?.account;
+        let info = ApiKeyInfo {
+            id: new_id(),
+            account: account.username.clone(),
+            name: name.to_owned(),
+            created_at: self.now(),
+            last_used_at: None,
+        };
+        sqlx::query("INSERT INTO api_keys (id, key_hash, account_id, name, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(info.id.clone())
+            .bind(hash)
+            .bind(account.id)
+            .bind(info.name.clone())
+            .bind(info.created_at)
+            .execute(&mut *tx)
+            .await?;
+        let actor = principal.actor();
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor: &actor,
+                account: Some(&account.username),
+                action: "apikey.create",
+                outcome: Outcome::Success,
+                reason: None,
+                meta,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(NewApiKey { info, key })
+    }
+
+    /// API keys of one account, or of all accounts for admins when `username` is `None`.
+    pub async fn list_api_keys(
+        &self,
+        principal: &Principal,
+        username: Option<&str>,
+    ) -> CoreResult<Vec<ApiKeyInfo>> {
+        let need = if username.is_some() {
+            Need::SelfOrReader
+        } else {
+            Need::AnyAdmin
+        };
+        self.authorize(principal, username, need, false)?;
+        let rows = sqlx::query(
+            "SELECT k.id, a.username, k.name, k.created_at, k.last_used_at FROM api_keys k JOIN accounts a ON a.id = k.account_id \
+             WHERE ($1 = '' OR a.username_key = $1) ORDER BY k.created_at",
+        )
+        .bind(username.unwrap_or("").to_ascii_lowercase())
+        .fetch_all(&self.db().read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ApiKeyInfo {
+                    id: r.try_get("id")?,
+                    account: r.try_get("username")?,
+                    name: r.try_get("name")?,
+                    created_at: r.try_get("created_at")?,
+                    last_used_at: r.try_get("last_used_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes an API key (its owner or a full admin).
+    pub async fn revoke_api_key(
+        &self,
+        principal: &Principal,
+        key_id: &str,
+        meta: &RequestMeta,
+    ) -> CoreResult<()> {
+        let owner: Option<(String,)> = sqlx::query_as("SELECT a.username FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = $1")
+            .bind(key_id.to_owned())
+            .fetch_optional(&self.db().read)
+            .await?;
+        let Some((owner,)) = owner else {
+            return Err(CoreError::NotFound("api key"));
+        };
+        self.authorize(principal, Some(&owner), Need::SelfOr2faAdmin, false)?;
+        if !principal.has(crate::Role::FullAdmin) {
+            self.authorize(principal, Some(&owner), Need::OnlySelf, false)?;
+        }
+        let mut tx = self.db().write.begin().await?;
+        let done = sqlx::query("DELETE FROM api_keys WHERE id = $1")
+            .bind(key_id.to_owned())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(CoreError::NotFound("api key"));
+        }
+        let actor = principal.actor();
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor: &actor,
+                account: Some(&owner),
+                action: "apikey.revoke",
+                outcome: Outcome::Success,
+                reason: None,
+                meta,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// A syntactically valid username, for auditing a failed login against it.
+fn found_name(username: &str) -> Option<String> {
+    crate::Username::parse(username)
+        .ok()
+        .map(|u| u.as_str().to_owned())
+}

@@ -1,0 +1,1237 @@
+//! The TOTP authenticator lifecycle — enroll/confirm, provision, renew, update, remove,
+//! verify, resync, status — and the verification rule every front door inherits
+//! (DESIGN.md, "Verification", "Drift", "Lockout", "Step-up").
+
+use super::admin::parse_policy;
+use super::recovery::{format_recovery_code, recovery_shape};
+use super::{Audit, Need, Outcome, Service, Shown, new_id};
+use crate::{
+    CoreError, CoreResult, FactorMethod, Policy, Principal, Purpose, RequestMeta, SessionKind,
+    VerifyOutcome, VerifyReason,
+};
+use otp::{
+    Algorithm, Check, Digits, Interval, KeyUri, OtpCode, OtpKind, Secret, Totp, Verification,
+    Window,
+};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+/// Options for a new or renewed authenticator; `None` takes the policy default (new) or
+/// keeps the stored value (renew, as TrueNAS does).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TotpOptions {
+    /// 6, 7 or 8.
+    pub digits: Option<u64>,
+    /// Seconds, 5 to 3600.
+    pub interval: Option<u64>,
+    /// SHA1, SHA256 or SHA512.
+    pub algorithm: Option<String>,
+}
+
+/// A pending enrollment: scan the URI, then confirm with a code before `expires_at`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Enrollment {
+    /// The secret, base32.
+    pub secret: Shown,
+    /// The `otpauth://` key URI (what the QR code holds).
+    pub provisioning_uri: Shown,
+    /// When the pending enrollment lapses (Unix seconds).
+    pub expires_at: i64,
+    /// Code length.
+    pub digits: u8,
+    /// Interval in seconds.
+    pub interval: u64,
+    /// Algorithm.
+    pub algorithm: String,
+}
+
+/// An authenticator created active at once (admin/CLI provisioning, ONTAP's POST).
+#[derive(Debug, Clone, Serialize)]
+pub struct Provisioned {
+    /// The secret, base32.
+    pub secret: Shown,
+    /// The key URI.
+    pub provisioning_uri: Shown,
+    /// The code the device should show now (its step is already claimed, so it cannot be
+    /// used to log in).
+    pub verification_code: String,
+    /// The recovery codes.
+    pub recovery_codes: Vec<Shown>,
+    /// SHA-256 fingerprint of the secret.
+    pub fingerprint: String,
+    /// Code length.
+    pub digits: u8,
+    /// Interval in seconds.
+    pub interval: u64,
+    /// Algorithm.
+    pub algorithm: String,
+}
+
+/// A renewed secret, active at once.
+#[derive(Debug, Clone, Serialize)]
+pub struct Renewal {
+    /// The new secret, base32.
+    pub secret: Shown,
+    /// The new key URI.
+    pub provisioning_uri: Shown,
+    /// SHA-256 fingerprint of the new secret.
+    pub fingerprint: String,
+    /// Code length.
+    pub digits: u8,
+    /// Interval in seconds.
+    pub interval: u64,
+    /// Algorithm.
+    pub algorithm: String,
+}
+
+/// An authenticator's state, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TotpStatus {
+    /// `pending` or `active`.
+    pub state: String,
+    /// Whether it is asked for and accepted (admins may switch it off).
+    pub enabled: bool,
+    /// Code length.
+    pub digits: u8,
+    /// Interval in seconds.
+    pub interval: u64,
+    /// Algorithm.
+    pub algorithm: String,
+    /// SHA-256 fingerprint of the secret (64 hex characters).
+    pub fingerprint: String,
+    /// Free-text comment.
+    pub comment: String,
+    /// Unused recovery codes.
+    pub recovery_codes_remaining: i64,
+    /// Locked after too many failures until this time (Unix seconds), if locked.
+    pub locked_until: Option<i64>,
+    /// Failed verifications since the last success.
+    pub failed_attempts: i64,
+    /// The device's learned clock offset, in steps.
+    pub drift: i64,
+    /// Created (Unix seconds).
+    pub created_at: i64,
+    /// Last renewed (Unix seconds).
+    pub renewed_at: Option<i64>,
+    /// Last accepted code (Unix seconds).
+    pub last_used_at: Option<i64>,
+    /// For a pending enrollment, when it lapses.
+    pub expires_at: Option<i64>,
+}
+
+/// An authenticator row.
+struct Authenticator {
+    id: String,
+    state: String,
+    secret: Vec<u8>,
+    algorithm: Algorithm,
+    digits: Digits,
+    interval: Interval,
+    enabled: bool,
+    comment: String,
+    fingerprint: String,
+    last_used_step: Option<i64>,
+    drift: i64,
+    failed_attempts: i64,
+    locked_until: Option<i64>,
+    expires_at: Option<i64>,
+    created_at: i64,
+    renewed_at: Option<i64>,
+    last_used_at: Option<i64>,
+}
+
+/// Everything one verification needs, read in one query.
+struct Subject {
+    account_id: String,
+    username: String,
+    authenticator: Option<Authenticator>,
+    policy: Policy,
+}
+
+const SUBJECT_BY_NAME: &str = "SELECT acc.id AS account_id, acc.username, p.document, t.id, t.state, t.secret, t.algorithm, t.digits, \
+     t.interval_secs, t.enabled, t.comment, t.fingerprint, t.last_used_step, t.drift, t.failed_attempts, t.locked_until, \
+     t.expires_at, t.created_at, t.renewed_at, t.last_used_at \
+     FROM accounts acc JOIN policy p ON p.id = 1 LEFT JOIN authenticators t ON t.account_id = acc.id AND t.kind = 'totp' \
+     WHERE acc.username_key = $1";
+
+fn authenticator_from_row(row: &AnyRow) -> CoreResult<Option<Authenticator>> {
+    let Some(id) = row.try_get::<Option<String>, _>("id")? else {
+        return Ok(None);
+    };
+    let stored =
+        |what: &str| CoreError::Internal(format!("stored authenticator has a bad {what}").into());
+    Ok(Some(Authenticator {
+        id,
+        state: row.try_get("state")?,
+        secret: row.try_get("secret")?,
+        algorithm: row
+            .try_get::<String, _>("algorithm")?
+            .parse()
+            .map_err(|_| stored("algorithm"))?,
+        digits: Digits::new(u64::try_from(row.try_get::<i64, _>("digits")?).unwrap_or(0))
+            .map_err(|_| stored("digits"))?,
+        interval: Interval::new(
+            u64::try_from(row.try_get::<i64, _>("interval_secs")?).unwrap_or(0),
+        )
+        .map_err(|_| stored("interval"))?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        comment: row.try_get("comment")?,
+        fingerprint: row.try_get("fingerprint")?,
+        last_used_step: row.try_get("last_used_step")?,
+        drift: row.try_get("drift")?,
+        failed_attempts: row.try_get("failed_attempts")?,
+        locked_until: row.try_get("locked_until")?,
+        expires_at: row.try_get("expires_at")?,
+        created_at: row.try_get("created_at")?,
+        renewed_at: row.try_get("renewed_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+    }))
+}
+
+impl Authenticator {
+    fn totp(&self) -> Totp {
+        Totp::new(self.algorithm, self.digits, self.interval)
+    }
+
+    fn is_active(&self) -> bool {
+        self.state == "active"
+    }
+
+    fn locked_at(&self, now: i64) -> bool {
+        self.locked_until.is_some_and(|t| t > now)
+    }
+}
+
+/// Parsed options, defaults applied.
+struct Params {
+    algorithm: Algorithm,
+    digits: Digits,
+    interval: Interval,
+}
+
+fn params(options: &TotpOptions, base: Params) -> CoreResult<Params> {
+    let digits = match options.digits {
+        Some(d) => Digits::new(d).map_err(|_| CoreError::invalid("digits", "must be 6, 7 or 8"))?,
+        None => base.digits,
+    };
+    let interval = match options.interval {
+        Some(i) if (5..=3600).contains(&i) => Interval::new(i)
+            .map_err(|_| CoreError::invalid("interval", "must be between 5 and 3600"))?,
+        Some(_) => return Err(CoreError::invalid("interval", "must be between 5 and 3600")),
+        None => base.interval,
+    };
+    let algorithm = match &options.algorithm {
+        Some(a) => a
+            .parse()
+            .map_err(|_| CoreError::invalid("algorithm", "must be SHA1, SHA256 or SHA512"))?,
+        None => base.algorithm,
+    };
+    Ok(Params {
+        algorithm,
+        digits,
+        interval,
+    })
+}
+
+fn policy_params(policy: &Policy) -> CoreResult<Params> {
+    let bad = || CoreError::Internal("stored policy has a bad TOTP default".into());
+    Ok(Params {
+        algorithm: policy.algorithm.parse().map_err(|_| bad())?,
+        digits: Digits::new(u64::from(policy.digits)).map_err(|_| bad())?,
+        interval: Interval::new(policy.interval).map_err(|_| bad())?,
+    })
+}
+
+fn key_uri(policy: &Policy, username: &str, secret: &Secret, p: &Params) -> CoreResult<Shown> {
+    let uri = KeyUri::new(
+        OtpKind::Totp { period: p.interval },
+        secret.clone(),
+        username,
+        Some(&policy.issuer),
+        p.algorithm,
+        p.digits,
+    )
+    .map_err(|e| CoreError::Internal(format!("cannot build key URI: {e}").into()))?;
+    Ok(Shown::new(uri.to_uri().as_str()))
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn parse_code(code: &str, digits: Digits) -> CoreResult<OtpCode> {
+    OtpCode::parse(code, digits).map_err(|_| {
+        CoreError::invalid(
+            "code",
+            format!("must be {} digits or a recovery code", digits.get()),
+        )
+    })
+}
+
+impl Service {
+    async fn subject(&self, conn: &mut AnyConnection, username: &str) -> CoreResult<Subject> {
+        let Ok(name) = crate::Username::parse(username) else {
+            return Err(CoreError::NotFound("account"));
+        };
+        let row = sqlx::query(SUBJECT_BY_NAME)
+            .bind(name.key())
+            .fetch_optional(conn)
+            .await?
+            .ok_or(CoreError::NotFound("account"))?;
+        Ok(Subject {
+            account_id: row.try_get("account_id")?,
+            username: row.try_get("username")?,
+            policy: parse_policy(&row.try_get::<String, _>("document")?)?,
+            authenticator: authenticator_from_row(&row)?,
+        })
+    }
+
+    fn open_secret(&self, auth: &Authenticator) -> CoreResult<Secret> {
+        let bytes = self
+            .keys()
+            .open(Purpose::TotpSecret, &auth.id, &auth.secret)?;
+        Secret::from_bytes(bytes.to_vec()).map_err(|_| CoreError::Sealing)
+    }
+
+    /// Seals `secret` for the row `id` and returns the sealed bytes and fingerprint.
+    fn seal_secret(&self, id: &str, secret: &Secret) -> CoreResult<(Vec<u8>, String)> {
+        Ok((
+            self.keys()
+                .seal(Purpose::TotpSecret, id, secret.as_bytes())?,
+            secret.fingerprint(),
+        ))
+    }
+
+    /// Begins an enrollment: a pending secret that becomes active when confirmed with a
+    /// code. Replaces an earlier pending one; refused while an active one exists.
+    pub async fn begin_enrollment(
+        &self,
+        principal: &Principal,
+        username: &str,
+        options: &TotpOptions,
+        meta: &RequestMeta,
+    ) -> CoreResult<Enrollment> {
+        self.authorize(principal, Some(username), Need::SelfOr2faAdmin, true)?;
+        let mut tx = self.db().write.begin().await?;
+        let subject = self.subject(&mut tx, username).await?;
+        if subject
+            .authenticator
+            .as_ref()
+            .is_some_and(Authenticator::is_active)
+        {
+            return Err(CoreError::Conflict(
+                "an authenticator is already active; renew or remove it".into(),
+            ));
+        }
+        let p = params(options, policy_params(&subject.policy)?)?;
+        let secret = Secret::generate(Secret::DEFAULT_LEN)
+            .map_err(|_| CoreError::Internal("system RNG failed".into()))?;
+        let id = new_id();
+        let (sealed, fingerprint) = self.seal_secret(&id, &secret)?;
+        let now = self.now();
+        let expires_at = now.saturating_add(to_i64(subject.policy.enrollment_secs));
+        sqlx::query("DELETE FROM authenticators WHERE account_id = $1 AND kind = 'totp' AND state = 'pending'")
+            .bind(subject.account_id.clone())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO authenticators (id, account_id, kind, state, secret, algorithm, digits, interval_secs, enabled, comment, fingerprint, drift, failed_attempts, expires_at, created_at) \
+             VALUES ($1, $2, 'totp', 'pending', $3, $4, $5, $6, 1, '', $7, 0, 0, $8, $9)",
+        )
+        .bind(id)
+        .bind(subject.account_id.clone())
+        .bind(sealed)
+        .bind(p.algorithm.as_str())
+        .bind(i64::from(p.digits.get()))
+        .bind(to_i64(p.interval.seconds()))
+        .bind(fingerprint)
+        .bind(expires_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let actor = principal.actor();
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor: &actor,
+                account: Some(&subject.username),
+                action: "totp.enroll",
+                outcome: Outcome::Success,
+                reason: None,
+                meta,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Enrollment {
+            provisioning_uri: key_uri(&subject.policy, &subject.username, &secret, &p)?,
+            secret: Shown::new(secret.to_base32().as_str()),
+            expires_at,
+            digits: p.digits.get(),
+            interval: p.interval.seconds(),
+            algorithm: p.algorithm.as_str().into(),
+        })
+    }
+
+    /// Confirms a pending enrollment with a code from the device: the authenticator becomes
+    /// active, the confirming step is claimed (so the same code cannot log in), and the
+    /// recovery codes are returned. A session limited to enrolling becomes a full session
+    /// with its second factor proven.
+    pub async fn confirm_enrollment(
+        &self,
+        principal: &Principal,
+        username: &str,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> CoreResult<Vec<Shown>> {
+        self.authorize(principal, Some(username), Need::SelfOr2faAdmin, true)?;
+        let mut conn = self.db().read.acquire().await?;
+        let subject = self.subject(&mut conn, username).await?;
+        drop(conn);
+        let now = self.now();
+        let auth = match &subject.authenticator {
+            Some(a) if !a.is_active() && a.expires_at.is_some_and(|e| e > now) => a,
+            Some(a) if a.is_active() => {
+                return Err(CoreError::Conflict(
+                    "the authenticator is already active".into(),
+                ));
+            }
+            _ => return Err(CoreError::NotFound("pending enrollment")),
+        };
+        let code = parse_code(code, auth.digits)?;
+        let actor = principal.actor();
+        if auth.locked_at(now) {
+            self.audit_alone(Audit {
+                actor: &actor,
+                account: Some(&subject.username),
+                action: "totp.confirm",
+                outcome: Outcome::Failure,
+                reason: Some("locked"),
+                meta,
+            })
+            .await?;
+            return Err(CoreError::SecondFactorFailed {
+                reason: VerifyReason::Locked,
+            });
+        }
+        let secret = self.open_secret(auth)?;
+        let check = Check {
+            now: u64::try_from(now).unwrap_or(0),
+            window: window(&subject.policy),
+            drift: 0,
+            last_used_step: None,
+        };
+        let Verification::Valid { step, drift } = auth.totp().verify(&secret, &code, &check) else {
+            self.record_failure(
+                &subject,
+                auth,
+                VerifyReason::Invalid,
+                &actor,
+                "totp.confirm",
+                meta,
+            )
+            .await?;
+            return Err(CoreError::SecondFactorFailed {
+                reason: VerifyReason::Invalid,
+            });
+        };
+        let mut tx = self.db().write.begin().await?;
+        let done = sqlx::query(
+            "UPDATE authenticators SET state = 'active', last_used_step = $1, drift = $2, failed_attempts = 0, locked_until = NULL, \
+             expires_at = NULL, last_used_at = $3 WHERE id = $4 AND state = 'pending'",
+        )
+        .bind(to_i64(step))
+        .bind(if subject.policy.drift_tracking { drift } else { 0 })
+        .bind(now)
+        .bind(auth.id.clone())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(CoreError::Conflict(
+                "the enrollment changed meanwhile; begin again".into(),
+            ));
+        }
+        let codes = self
+            .replace_recovery_codes(
+                &mut tx,
+                &subject.account_id,
+                subject.policy.recovery_code_count,
+            )
+            .await?;
+        if let Principal::Account(caller) = principal
+            && caller.kind == SessionKind::Enrollment
+            && caller.account_id == subject.account_id
+        {
+            sqlx::query("UPDATE sessions SET kind = 'session', second_factor_at = $1, method = 'password+totp' WHERE id = $2")
+                .bind(now)
+                .bind(caller.session_id.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor: &actor,
+                account: Some(&subject.username),
+                action: "totp.confirm",
+                outcome: Outcome::Success,
+                reason: None,
+                meta,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(codes)
+    }
+
+    /// Creates an active authenticator at once (admin or CLI provisioning; ONTAP's POST),
+    /// returning the secret, key URI, current code and recovery codes. The current code's
+    /// step is claimed, so whoever saw it cannot use it to log in.
+    pub async fn provision_totp(
+        &self,
+        principal: &Principal,
+        username: &str,
+        options: &TotpOptions,
+        meta: &RequestMeta,
+    ) -> CoreResult<Provisioned> {
+        self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
+        let mut tx = self.db().write.begin().await?;
+        let subject = self.subject(&mut tx, username).await?;
+        if subject
+            .authenticator
+            .as_ref()
+            .is_some_and(Authenticator::is_active)
+        {
+            return Err(CoreError::Conflict(
+                "an authenticator is already active; renew or remove it".into(),
+            ));
+        }
+        let p = params(options, policy_params(&subject.policy)?)?;
+        let secret = Secret::generate(Secret::DEFAULT_LEN)
+            .map_err(|_| CoreError::Internal("system RNG failed".into()))?;
+        let id = new_id();
+        let (sealed, fingerprint) = self.seal_secret(&id, &secret)?;
+        let now = self.now();
+        let totp = Totp::new(p.algorithm, p.digits, p.interval);
+        let now_u = u64::try_from(now).unwrap_or(0);
+        let verification_code = totp.generate(&secret, now_u).to_string();
+        sqlx::query("DELETE FROM authenticators WHERE account_id = $1 AND kind = 'totp'")
+            .bind(subject.account_id.clone())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO authenticators (id, account_id, kind, state, secret, algorithm, digits, interval_secs, enabled, comment, fingerprint, last_used_step, drift, failed_attempts, created_at) \
+             VALUES ($1, $2, 'totp', 'active', $3, $4, $5, $6, 1, '', $7, $8, 0, 0, $9)",
+        )
+        .bind(id)
+        .bind(subject.account_id.clone())
+        .bind(sealed)
+        .bind(p.algorithm.as_str())
+        .bind(i64::from(p.digits.get()))
+        .bind(to_i64(p.interval.seconds()))
+        .bind(fingerprint.clone())
+        .bind(to_i64(totp.step(now_u)))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let recovery_codes = self
+            .replace_recovery_codes(
+                &mut tx,
+                &subject.account_id,
+                subject.policy.recovery_code_count,
+            )
+            .await?;
+        let actor = principal.actor();
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor: &actor,
+                account: Some(&subject.username),
+                action: "totp.provision",
+                outcome: Outcome::Success,
+                reason: None,
+                meta,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Provisioned {
+            provisioning_uri: key_uri(&subject.policy, &subject.username, &secret, &p)?,
+            secret: Shown::new(secret.to_base32().as_str()),
+            verification_code,
+            recovery_codes,
+            fingerprint,
+            digits: p.digits.get(),
+            interval: p.interval.seconds(),
+            algorithm: p.algorithm.as_str().into(),
+        })
+    }
+
+    /// Replaces the secret of the active authenticator; the new one is active at once.
+    /// Options not given keep their stored values (TrueNAS semantics). The account's own
+    /// change needs step-up; its other sessions are revoked (all of them when someone
+    /// else renews).
+    pub async fn renew_totp(
+        &self,
+        principal: &Principal,
+        username: &str,
+        options: &TotpOptions,
+        step_up_code: Option<&str>,
+        meta: &RequestMeta,
+    ) -> CoreResult<Renewal> {
+        self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
+        let subject = {
+            let mut conn = self.db().read.acquire().await?;
+            self.subject(&mut conn, username).await?
+        };
+        let auth = subject
+            .authenticator
+            .as_ref()
+            .filter(|a| a.is_active())
+            .ok_or(CoreError::NotFound("authenticator"))?;
+        let p = params(
+            options,
+            Params {
+                algorithm: auth.algorithm,
+                digits: auth.digits,
+                interval: auth.interval,
+            },
+        )?;
+        self.step_up(principal, &subject, step_up_code, meta)
+            .await?;
+        let secret = Secret::generate(Secret::DEFAULT_LEN)
+            .map_err(|_| CoreError::Internal("system RNG failed".into()))?;
+        let (sealed, fingerprint) = self.seal_secret(&auth.id, &secret)?;
+        let mut tx = self.db().write.begin().await?;
+        sqlx::query(
+            "UPDATE authenticators SET secret = $1, algorithm = $2, digits = $3, interval_secs = $4, fingerprint = $5, last_used_step = NULL, \
+             drift = 0, failed_attempts = 0, locked_until = NULL, renewed_at = $6 WHERE id = $7",
+        )
+        .bind(sealed)
+        .bind(p.algorithm.as_str())
+        .bind(i64::from(p.digits.get()))
+        .bind(to_i64(p.interval.seconds()))
+        .bind(fingerprint.clone())
+        .bind(self.now())
+        .bind(auth.id.clone())
+        .execute(&mut *tx)
+        .await?;
+        self.revoke_sessions_tx(&mut tx, &subject.account_id, principal)
+            .await?;
+        let actor = principal.actor();
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor: &actor,
+                account: Some(&subject.username),
+                action: "totp.renew",
+                outcome: Outcome::Success,
+                reason: None,
+                meta,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Renewal {
+            provisioning_uri: key_uri(&subject.policy, &subject.username, &secret, &p)?,
+            secret: Shown::new(secret.to_base32().as_str()),
+            fingerprint,
+            digits: p.digits.get(),
+            interval: p.interval.seconds(),
+            algorithm: p.algorithm.as_str().into(),
+        })
+    }
+
+    /// Switches the active authenticator on or off (2FA admins only: ONTAP "Only users with
+    /// the admin role are allowed to modify the TOTP status") and/or sets its comment (the
+    /// account itself or a 2FA admin).
+    pub async fn update_totp(
+        &self,
+        principal: &Principal,
+        username: &str,
+        enabled: Option<bool>,
+        comment: Option<String>,
+        meta: &RequestMeta,
+    ) -> CoreResult<TotpStatus> {
+        let need = if enabled.is_some() {
+            Need::TwofactorAdmin
+        } else {
+            Need::SelfOr2faAdmin
+        };
+        self.authorize(principal, Some(username), need, false)?;
+        if let Some(c) = &comment
+            && (c.chars().count() > 256 || c.chars().any(char::is_control))
+        {
+            return Err(CoreError::invalid(
+                "comment",
+                "must be at most 256 characters, without control characters",
+            ));
+        }
+        let mut tx = self.db().write.begin().await?;
+        let subject = self.subject(&mut tx, username).await?;
+        let auth = subject
+            .authenticator
+            .as_ref()
+            .filter(|a| a.is_active())
+            .ok_or(CoreError::NotFound("authenticator"))?;
+        sqlx::query("UPDATE authenticators SET enabled = $1, comment = $2 WHERE id = $3")
+            .bind(crate::store::flag(enabled.unwrap_or(auth.enabled)))
+            .bind(comment.unwrap_or_else(|| auth.comment.clone()))
+            .bind(auth.id.clone())
+            .execute(&mut *tx)
+            .await?;
+        let actor = principal.actor();
+        let reason = match enabled {
+            Some(true) => Some("enabled"),
+            Some(false) => Some("disabled"),
+            None => None,
+        };
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor: &actor,
+                account: Some(&subject.username),
+                action: "totp.update",
+                outcome: Outcome::Success,
+                reason,
+                meta,
+            },
+        )
+        .await?;
+        let status = self.status_of(&mut tx, username).await?;
+        tx.commit().await?;
+        Ok(status)
+    }
+
+    /// Removes (resets) the authenticator and the recovery codes, and revokes the account's
+    /// sessions: all of them when someone else acts, all but the caller's own otherwise.
+    /// The account's own removal of an active authenticator needs step-up.
+    pub async fn remove_totp(
+        &self,
+        principal: &Principal,
+        username: &str,
+        step_up_code: Option<&str>,
+        meta: &RequestMeta,
+    ) -> CoreResult<()> {
+        self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
+        let subject = {
+            let mut conn = self.db().read.acquire().await?;
+            self.subject(&mut conn, username).await?
+        };
+        if subject.authenticator.is_none() {
+            return Err(CoreError::NotFound("authenticator"));
+        }
+        self.step_up(principal, &subject, step_up_code, meta)
+            .await?;
+        let mut tx = self.db().write.begin().await?;
+        sqlx::query("DELETE FROM authenticators WHERE account_id = $1 AND kind = 'totp'")
+            .bind(subject.account_id.clone())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1")
+            .bind(subject.account_id.clone())
+            .execute(&mut *tx)
+            .await?;
+        self.revoke_sessions_tx(&mut tx, &subject.account_id, principal)
+            .await?;
+        let actor = principal.actor();
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor: &actor,
+                account: Some(&subject.username),
+                action: "totp.remove",
+                outcome: Outcome::Success,
+                reason: None,
+                meta,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Verifies a code for an account (what services call): the account itself or a 2FA
+    /// admin. Always answers with an outcome; only malformed input is an error.
+    pub async fn verify_totp(
+        &self,
+        principal: &Principal,
+        username: &str,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> CoreResult<VerifyOutcome> {
+        self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
+        let actor = principal.actor();
+        self.check_code(username, code, &actor, "totp.verify", meta)
+            .await
+    }
+
+    /// The verification rule (DESIGN.md): a TOTP code must match a step within
+    /// `±window` of `now/interval + drift` that is after `last_used_step`, and that step is
+    /// claimed by one conditional UPDATE (zero rows: replayed — also across instances). A
+    /// code of recovery-code shape is consumed from the recovery codes instead. Failures
+    /// count towards the lockout; success resets the count. The outcome is audited in the
+    /// same transaction as the claim or the count.
+    pub(crate) async fn check_code(
+        &self,
+        username: &str,
+        code: &str,
+        actor: &str,
+        action: &'static str,
+        meta: &RequestMeta,
+    ) -> CoreResult<VerifyOutcome> {
+        let subject = {
+            let mut conn = self.db().read.acquire().await?;
+            self.subject(&mut conn, username).await?
+        };
+        let now = self.now();
+        let name = subject.username.as_str();
+        let refuse = |reason: VerifyReason| async move {
+            self.audit_alone(Audit {
+                actor,
+                account: Some(name),
+                action,
+                outcome: Outcome::Failure,
+                reason: Some(reason.as_str()),
+                meta,
+            })
+            .await?;
+            Ok::<_, CoreError>(VerifyOutcome::refused(reason))
+        };
+        let Some(auth) = subject.authenticator.as_ref().filter(|a| a.is_active()) else {
+            return refuse(VerifyReason::NotEnrolled).await;
+        };
+        if !auth.enabled {
+            return refuse(VerifyReason::Disabled).await;
+        }
+        if auth.locked_at(now) {
+            return refuse(VerifyReason::Locked).await;
+        }
+
+        if let Some(recovery) = recovery_shape(code) {
+            let mut tx = self.db().write.begin().await?;
+            if self
+                .consume_recovery_code(&mut tx, &subject.account_id, &recovery)
+                .await?
+            {
+                sqlx::query("UPDATE authenticators SET failed_attempts = 0, locked_until = NULL, last_used_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(auth.id.clone())
+                    .execute(&mut *tx)
+                    .await?;
+                self.write_audit(
+                    &mut tx,
+                    Audit {
+                        actor,
+                        account: Some(&subject.username),
+                        action,
+                        outcome: Outcome::Success,
+                        reason: Some("recovery_code"),
+                        meta,
+                    },
+                )
+                .await?;
+                tx.commit().await?;
+                return Ok(VerifyOutcome::accepted(FactorMethod::RecoveryCode));
+            }
+            drop(tx);
+            self.record_failure(&subject, auth, VerifyReason::Invalid, actor, action, meta)
+                .await?;
+            return Ok(VerifyOutcome::refused(VerifyReason::Invalid));
+        }
+
+        let code = parse_code(code, auth.digits)?;
+        let secret = self.open_secret(auth)?;
+        let check = Check {
+            now: u64::try_from(now).unwrap_or(0),
+            window: window(&subject.policy),
+            drift: auth.drift,
+            last_used_step: auth.last_used_step.and_then(|s| u64::try_from(s).ok()),
+        };
+        let (step, drift) = match auth.totp().verify(&secret, &code, &check) {
+            Verification::Valid { step, drift } => (step, drift),
+            Verification::Replayed { .. } => {
+                self.record_failure(&subject, auth, VerifyReason::Replayed, actor, action, meta)
+                    .await?;
+                return Ok(VerifyOutcome::refused(VerifyReason::Replayed));
+            }
+            Verification::Invalid => {
+                self.record_failure(&subject, auth, VerifyReason::Invalid, actor, action, meta)
+                    .await?;
+                return Ok(VerifyOutcome::refused(VerifyReason::Invalid));
+            }
+        };
+        let drift = if subject.policy.drift_tracking {
+            drift
+        } else {
+            auth.drift
+        };
+        let mut tx = self.db().write.begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE authenticators SET last_used_step = $1, drift = $2, failed_attempts = 0, locked_until = NULL, last_used_at = $3 \
+             WHERE id = $4 AND state = 'active' AND enabled = 1 AND (last_used_step IS NULL OR last_used_step < $1) \
+             AND (locked_until IS NULL OR locked_until <= $3)",
+        )
+        .bind(to_i64(step))
+        .bind(drift)
+        .bind(now)
+        .bind(auth.id.clone())
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() == 0 {
+            // Another request claimed this step (or a later one) first.
+            drop(tx);
+            self.record_failure(&subject, auth, VerifyReason::Replayed, actor, action, meta)
+                .await?;
+            return Ok(VerifyOutcome::refused(VerifyReason::Replayed));
+        }
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor,
+                account: Some(&subject.username),
+                action,
+                outcome: Outcome::Success,
+                reason: Some("totp"),
+                meta,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(VerifyOutcome::accepted(FactorMethod::Totp))
+    }
+
+    /// Counts a failed verification atomically; the one that reaches `max_failures` locks
+    /// the authenticator for `lockout_secs` (and starts the count afresh for afterwards).
+    async fn record_failure(
+        &self,
+        subject: &Subject,
+        auth: &Authenticator,
+        reason: VerifyReason,
+        actor: &str,
+        action: &'static str,
+        meta: &RequestMeta,
+    ) -> CoreResult<()> {
+        let now = self.now();
+        let until = now.saturating_add(to_i64(subject.policy.lockout_secs));
+        let mut tx = self.db().write.begin().await?;
+        sqlx::query(
+            "UPDATE authenticators SET \
+             locked_until = CASE WHEN failed_attempts + 1 >= $1 THEN $2 ELSE locked_until END, \
+             failed_attempts = CASE WHEN failed_attempts + 1 >= $1 THEN 0 ELSE failed_attempts + 1 END \
+             WHERE id = $3",
+        )
+        .bind(i64::from(subject.policy.max_failures))
+        .bind(until)
+        .bind(auth.id.clone())
+        .execute(&mut *tx)
+        .await?;
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor,
+                account: Some(&subject.username),
+                action,
+                outcome: Outcome::Failure,
+                reason: Some(reason.as_str()),
+                meta,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Recovers a device whose clock drifted outside the window: two consecutive codes
+    /// found within `±resync_range` steps set the drift and claim the second step.
+    pub async fn resync_totp(
+        &self,
+        principal: &Principal,
+        username: &str,
+        first: &str,
+        second: &str,
+        meta: &RequestMeta,
+    ) -> CoreResult<i64> {
+        self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
+        let subject = {
+            let mut conn = self.db().read.acquire().await?;
+            self.subject(&mut conn, username).await?
+        };
+        let actor = principal.actor();
+        let auth = subject
+            .authenticator
+            .as_ref()
+            .filter(|a| a.is_active())
+            .ok_or(CoreError::NotFound("authenticator"))?;
+        let (a, b) = (
+            parse_code(first, auth.digits)?,
+            parse_code(second, auth.digits)?,
+        );
+        let now = self.now();
+        if !auth.enabled {
+            return Err(CoreError::SecondFactorFailed {
+                reason: VerifyReason::Disabled,
+            });
+        }
+        if auth.locked_at(now) {
+            return Err(CoreError::SecondFactorFailed {
+                reason: VerifyReason::Locked,
+            });
+        }
+        let secret = self.open_secret(auth)?;
+        let range = Window::new(u64::from(subject.policy.resync_range))
+            .map_err(|_| CoreError::Internal("bad resync range".into()))?;
+        let last = auth.last_used_step.and_then(|s| u64::try_from(s).ok());
+        let Some(found) = auth.totp().resync(
+            &secret,
+            &a,
+            &b,
+            u64::try_from(now).unwrap_or(0),
+            range,
+            last,
+        ) else {
+            self.record_failure(
+                &subject,
+                auth,
+                VerifyReason::Invalid,
+                &actor,
+                "totp.resync",
+                meta,
+            )
+            .await?;
+            return Err(CoreError::SecondFactorFailed {
+                reason: VerifyReason::Invalid,
+            });
+        };
+        let mut tx = self.db().write.begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE authenticators SET last_used_step = $1, drift = $2, failed_attempts = 0, locked_until = NULL, last_used_at = $3 \
+             WHERE id = $4 AND (last_used_step IS NULL OR last_used_step < $1)",
+        )
+        .bind(to_i64(found.step))
+        .bind(found.drift)
+        .bind(now)
+        .bind(auth.id.clone())
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() == 0 {
+            return Err(CoreError::SecondFactorFailed {
+                reason: VerifyReason::Replayed,
+            });
+        }
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor: &actor,
+                account: Some(&subject.username),
+                action: "totp.resync",
+                outcome: Outcome::Success,
+                reason: None,
+                meta,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(found.drift)
+    }
+
+    /// The authenticator's state (the account itself or any admin).
+    pub async fn totp_status(
+        &self,
+        principal: &Principal,
+        username: &str,
+    ) -> CoreResult<TotpStatus> {
+        self.authorize(principal, Some(username), Need::SelfOrReader, true)?;
+        let mut conn = self.db().read.acquire().await?;
+        self.status_of(&mut conn, username).await
+    }
+
+    /// The key URI of the account's authenticator, for showing again (TrueNAS
+    /// `user.provisioning_uri`, the QR code of a pending enrollment): the account itself
+    /// or a full admin. Returns the state with it.
+    pub async fn totp_key_uri(
+        &self,
+        principal: &Principal,
+        username: &str,
+    ) -> CoreResult<(String, Shown)> {
+        self.authorize(principal, Some(username), Need::OnlySelf, true)
+            .or_else(|_| self.authorize(principal, Some(username), Need::FullAdmin, false))?;
+        let mut conn = self.db().read.acquire().await?;
+        let subject = self.subject(&mut conn, username).await?;
+        let auth = subject
+            .authenticator
+            .as_ref()
+            .ok_or(CoreError::NotFound("authenticator"))?;
+        let secret = self.open_secret(auth)?;
+        let p = Params {
+            algorithm: auth.algorithm,
+            digits: auth.digits,
+            interval: auth.interval,
+        };
+        Ok((
+            auth.state.clone(),
+            key_uri(&subject.policy, &subject.username, &secret, &p)?,
+        ))
+    }
+
+    async fn status_of(&self, conn: &mut AnyConnection, username: &str) -> CoreResult<TotpStatus> {
+        let subject = self.subject(conn, username).await?;
+        let auth = subject
+            .authenticator
+            .ok_or(CoreError::NotFound("authenticator"))?;
+        let remaining = self.count_recovery_codes(conn, &subject.account_id).await?;
+        let now = self.now();
+        Ok(TotpStatus {
+            state: auth.state.clone(),
+            enabled: auth.enabled,
+            digits: auth.digits.get(),
+            interval: auth.interval.seconds(),
+            algorithm: auth.algorithm.as_str().into(),
+            fingerprint: auth.fingerprint.clone(),
+            comment: auth.comment.clone(),
+            recovery_codes_remaining: remaining,
+            locked_until: auth.locked_until.filter(|t| *t > now),
+            failed_attempts: auth.failed_attempts,
+            drift: auth.drift,
+            created_at: auth.created_at,
+            renewed_at: auth.renewed_at,
+            last_used_at: auth.last_used_at,
+            expires_at: auth.expires_at,
+        })
+    }
+
+    /// Step-up (DESIGN.md): an account changing its own active authenticator or recovery
+    /// codes must have proven its second factor within `step_up_secs`, or send a code along
+    /// (checked, claimed and counted like any other). Others acting on it (admins, the CLI)
+    /// need no step-up of the target's factor.
+    async fn step_up(
+        &self,
+        principal: &Principal,
+        subject: &Subject,
+        code: Option<&str>,
+        meta: &RequestMeta,
+    ) -> CoreResult<()> {
+        let Principal::Account(caller) = principal else {
+            return Ok(());
+        };
+        if caller.account_id != subject.account_id
+            || !subject
+                .authenticator
+                .as_ref()
+                .is_some_and(Authenticator::is_active)
+        {
+            return Ok(());
+        }
+        let now = self.now();
+        if caller
+            .second_factor_at
+            .is_some_and(|t| now.saturating_sub(t) <= to_i64(subject.policy.step_up_secs))
+        {
+            return Ok(());
+        }
+        let Some(code) = code else {
+            return Err(CoreError::StepUpRequired);
+        };
+        let outcome = self
+            .check_code(
+                &subject.username,
+                code,
+                &caller.username,
+                "auth.step_up",
+                meta,
+            )
+            .await?;
+        if !outcome.valid {
+            return Err(CoreError::SecondFactorFailed {
+                reason: outcome.reason.unwrap_or(VerifyReason::Invalid),
+            });
+        }
+        if let Some(session) = &caller.session_id {
+            sqlx::query("UPDATE sessions SET second_factor_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(session.clone())
+                .execute(&self.db().write)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the recovery codes: the account itself (with step-up) or the CLI.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        principal: &Principal,
+        username: &str,
+        step_up_code: Option<&str>,
+        meta: &RequestMeta,
+    ) -> CoreResult<Vec<Shown>> {
+        self.authorize(principal, Some(username), Need::OnlySelf, false)?;
+        let subject = {
+            let mut conn = self.db().read.acquire().await?;
+            self.subject(&mut conn, username).await?
+        };
+        if !subject
+            .authenticator
+            .as_ref()
+            .is_some_and(Authenticator::is_active)
+        {
+            return Err(CoreError::NotFound("authenticator"));
+        }
+        self.step_up(principal, &subject, step_up_code, meta)
+            .await?;
+        let mut tx = self.db().write.begin().await?;
+        let codes = self
+            .replace_recovery_codes(
+                &mut tx,
+                &subject.account_id,
+                subject.policy.recovery_code_count,
+            )
+            .await?;
+        let actor = principal.actor();
+        self.write_audit(
+            &mut tx,
+            Audit {
+                actor: &actor,
+                account: Some(&subject.username),
+                action: "recovery_codes.regenerate",
+                outcome: Outcome::Success,
+                reason: None,
+                meta,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(codes)
+    }
+
+    /// The account's remaining recovery codes, in plaintext: only the account itself (or the
+    /// CLI) may read them.
+    pub async fn list_recovery_codes(
+        &self,
+        principal: &Principal,
+        username: &str,
+    ) -> CoreResult<Vec<Shown>> {
+        self.authorize(principal, Some(username), Need::OnlySelf, false)?;
+        let mut conn = self.db().read.acquire().await?;
+        let subject = self.subject(&mut conn, username).await?;
+        let rows = sqlx::query(
+            "SELECT id, sealed FROM recovery_codes WHERE account_id = $1 ORDER BY created_at, id",
+        )
+        .bind(subject.account_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("id")?;
+                let sealed: Vec<u8> = r.try_get("sealed")?;
+                let plain = self.keys().open(Purpose::RecoveryCode, &id, &sealed)?;
+                let text = std::str::from_utf8(&plain).map_err(|_| CoreError::Sealing)?;
+                Ok(Shown::new(format_recovery_code(text)))
+            })
+            .collect()
+    }
+}
+
+fn window(policy: &Policy) -> Window {
+    Window::new(u64::from(policy.window)).unwrap_or(Window::ONE)
+}

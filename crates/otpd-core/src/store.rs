@@ -1,0 +1,157 @@
+//! Storage: sqlx `Any` over SQLite or PostgreSQL, one SQL text per operation (`$n`
+//! placeholders), migrations per backend chosen at run time.
+//!
+//! On SQLite, writes go through a pool of exactly one connection: SQLite has one writer
+//! anyway, and queueing in-process avoids `SQLITE_BUSY` from lock upgrades. Reads use their
+//! own pool and never wait for the writer (WAL). `synchronous=FULL` is set on every
+//! connection: an acknowledged code must never become replayable after a power loss.
+
+use crate::CoreResult;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Which database is behind the pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite (one instance).
+    Sqlite,
+    /// PostgreSQL (several instances may share it).
+    Postgres,
+}
+
+/// Connection pools of the database.
+#[derive(Debug, Clone)]
+pub struct Db {
+    /// Reads; never blocked by the writer.
+    pub(crate) read: AnyPool,
+    /// Writes and every transaction.
+    pub(crate) write: AnyPool,
+    backend: Backend,
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Maximum connections of the read pool (and of the only pool on PostgreSQL).
+    pub max_connections: u32,
+    /// How long to wait for a free connection before failing.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`) and applies the
+    /// migrations of its backend.
+    pub async fn connect(url: &str, options: &DbOptions) -> CoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(crate::CoreError::invalid(
+                "database url",
+                "must start with sqlite: or postgres:",
+            ));
+        };
+        let connect = AnyConnectOptions::from_str(url)?.disable_statement_logging();
+        let db = match backend {
+            Backend::Sqlite => {
+                let pool = |max: u32| {
+                    AnyPoolOptions::new()
+                        .max_connections(max)
+                        .acquire_timeout(options.acquire_timeout)
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                conn.execute("PRAGMA synchronous = FULL").await?;
+                                conn.execute("PRAGMA foreign_keys = ON").await?;
+                                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                                Ok(())
+                            })
+                        })
+                };
+                let write = pool(1).connect_with(connect.clone()).await?;
+                // journal_mode is persistent and cannot change inside a transaction, so it is
+                // set here once rather than in a migration.
+                write.execute("PRAGMA journal_mode = WAL").await?;
+                let read = pool(options.max_connections.max(1))
+                    .connect_with(connect)
+                    .await?;
+                Db {
+                    read,
+                    write,
+                    backend,
+                }
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(options.max_connections.max(2))
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect)
+                    .await?;
+                Db {
+                    read: pool.clone(),
+                    write: pool,
+                    backend,
+                }
+            }
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> CoreResult<()> {
+        // Both migrators take a lock (an advisory lock on PostgreSQL), so instances started
+        // together migrate one at a time.
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.write).await?,
+            Backend::Postgres => {
+                sqlx::migrate!("migrations/postgres")
+                    .run(&self.write)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers (`/readyz`).
+    pub async fn ping(&self) -> CoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// Closes the pools (graceful shutdown).
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// `true`/`false` as the 0/1 BIGINT every boolean column holds (sqlx `Any` cannot decode
+/// SQLite booleans).
+pub(crate) fn flag(b: bool) -> i64 {
+    i64::from(b)
+}
+
+/// Whether a database error is a unique-constraint violation (mapped to `Conflict`).
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.is_unique_violation(),
+        _ => false,
+    }
+}

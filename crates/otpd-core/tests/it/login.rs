@@ -1,0 +1,225 @@
+//! Login, the second factor, sessions and API keys.
+
+use crate::helpers::*;
+use otpd_core::*;
+
+#[tokio::test]
+async fn password_then_second_factor() {
+    let env = env().await;
+    env.account("alice", &[]).await;
+    let (secret, codes) = env.enroll("alice").await;
+
+    let LoginOutcome::SecondFactorRequired { challenge } = env
+        .service
+        .login("ALICE", pw(PASSWORD), &meta())
+        .await
+        .unwrap()
+    else {
+        panic!("an enrolled account must be asked for its second factor");
+    };
+    // The challenge is not a session.
+    assert!(matches!(
+        env.service.authenticate(challenge.token.expose()).await,
+        Err(CoreError::Unauthenticated)
+    ));
+    let bad = env
+        .service
+        .second_factor(challenge.token.expose(), "000000", &meta())
+        .await;
+    assert!(
+        matches!(
+            bad,
+            Err(CoreError::SecondFactorFailed {
+                reason: VerifyReason::Invalid
+            })
+        ),
+        "{bad:?}"
+    );
+    let token = env
+        .service
+        .second_factor(challenge.token.expose(), &env.code(&secret), &meta())
+        .await
+        .unwrap();
+    let Principal::Account(caller) = env
+        .service
+        .authenticate(token.token.expose())
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(caller.username, "alice");
+    assert_eq!(caller.second_factor_at, Some(env.clock.now()));
+    // The challenge was single use.
+    let again = env
+        .service
+        .second_factor(challenge.token.expose(), codes[0].expose(), &meta())
+        .await;
+    assert!(
+        matches!(again, Err(CoreError::Unauthenticated)),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_credentials_look_alike() {
+    let env = env().await;
+    env.account("bob", &[]).await;
+    for (user, pass) in [
+        ("bob", "wrong password"),
+        ("nobody", PASSWORD),
+        ("bad name!", PASSWORD),
+    ] {
+        let r = env.service.login(user, pw(pass), &meta()).await;
+        assert!(
+            matches!(r, Err(CoreError::Unauthenticated)),
+            "{user}: {r:?}"
+        );
+    }
+    let events = env
+        .service
+        .audit_events(
+            &Principal::Cli,
+            &AuditQuery {
+                action: Some("auth.login".into()),
+                outcome: Some("failure".into()),
+                ..AuditQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 3);
+}
+
+#[tokio::test]
+async fn enforced_policy_limits_sessions_to_enrolling() {
+    let env = env().await;
+    env.account("carol", &[]).await;
+    let mut policy = env.service.get_policy(&Principal::Cli).await.unwrap();
+    policy.enforced = true;
+    env.service
+        .set_policy(&Principal::Cli, policy, &meta())
+        .await
+        .unwrap();
+    let LoginOutcome::EnrollmentRequired(token) = env
+        .service
+        .login("carol", pw(PASSWORD), &meta())
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let me = env
+        .service
+        .authenticate(token.token.expose())
+        .await
+        .unwrap();
+    assert!(matches!(
+        env.service.list_sessions(&me, "carol").await,
+        Err(CoreError::Forbidden(_))
+    ));
+    let e = env
+        .service
+        .begin_enrollment(&me, "carol", &TotpOptions::default(), &meta())
+        .await
+        .unwrap();
+    let secret = otp::Secret::from_base32(e.secret.expose()).unwrap();
+    env.service
+        .confirm_enrollment(&me, "carol", &env.code(&secret), &meta())
+        .await
+        .unwrap();
+    // The same token is now a full session with its second factor proven.
+    let me = env
+        .service
+        .authenticate(token.token.expose())
+        .await
+        .unwrap();
+    let sessions = env.service.list_sessions(&me, "carol").await.unwrap();
+    let current: Vec<_> = sessions.iter().filter(|s| s.current).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(
+        (current[0].kind, current[0].second_factor_at),
+        (SessionKind::Session, Some(env.clock.now()))
+    );
+}
+
+#[tokio::test]
+async fn sessions_expire_and_are_revoked_with_a_locked_account() {
+    let env = env().await;
+    let admin = env.account("root", &[Role::FullAdmin]).await;
+    let me = env.account("dan", &[]).await;
+    let sessions = env.service.list_sessions(&me, "dan").await.unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert!(sessions[0].current);
+    env.service
+        .set_account_locked(&admin, "dan", true, &meta())
+        .await
+        .unwrap();
+    assert!(
+        env.service
+            .list_sessions(&Principal::Cli, "dan")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        env.service.login("dan", pw(PASSWORD), &meta()).await,
+        Err(CoreError::AccountLocked)
+    ));
+    env.service
+        .set_account_locked(&admin, "dan", false, &meta())
+        .await
+        .unwrap();
+    env.login("dan").await;
+    env.clock.advance(12 * 3600 + 1);
+    assert!(
+        env.service
+            .list_sessions(&Principal::Cli, "dan")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn api_keys_authenticate_until_revoked() {
+    let env = env().await;
+    let svc = env.account("service", &[Role::TwofactorAdmin]).await;
+    env.account("user", &[]).await;
+    let (secret, _) = env.enroll("user").await;
+    let key = env
+        .service
+        .create_api_key(&Principal::Cli, "service", "backend", &meta())
+        .await
+        .unwrap();
+    let p = env.service.authenticate(key.key.expose()).await.unwrap();
+    let r = env
+        .service
+        .verify_totp(&p, "user", &env.code(&secret), &meta())
+        .await
+        .unwrap();
+    assert!(r.valid);
+    let listed = env
+        .service
+        .list_api_keys(&svc, Some("service"))
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].last_used_at.is_some());
+    env.service
+        .revoke_api_key(&Principal::Cli, &key.info.id, &meta())
+        .await
+        .unwrap();
+    assert!(matches!(
+        env.service.authenticate(key.key.expose()).await,
+        Err(CoreError::Unauthenticated)
+    ));
+    assert!(matches!(
+        env.service.authenticate("otpd_k_made-up").await,
+        Err(CoreError::Unauthenticated)
+    ));
+    assert!(matches!(
+        env.service.authenticate("garbage").await,
+        Err(CoreError::Unauthenticated)
+    ));
+}

@@ -1,0 +1,8 @@
+//! Integration tests of otpd-core against a real database: one SQLite file per test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+mod lifecycle;
+mod login;
+mod verification;

@@ -1,0 +1,345 @@
+//! The verification rule: window, replay (also under a race), lockout, drift, resync,
+//! recovery codes.
+
+use crate::helpers::*;
+use otpd_core::*;
+
+fn refused(reason: VerifyReason) -> VerifyOutcome {
+    VerifyOutcome {
+        valid: false,
+        reason: Some(reason),
+        method: None,
+    }
+}
+
+#[tokio::test]
+async fn accepted_once_then_replayed() {
+    let env = env().await;
+    env.account("alice", &[]).await;
+    let (secret, _) = env.enroll("alice").await;
+    let code = env.code(&secret);
+    let ok = env
+        .service
+        .verify_totp(&Principal::Cli, "alice", &code, &meta())
+        .await
+        .unwrap();
+    assert_eq!(
+        ok,
+        VerifyOutcome {
+            valid: true,
+            reason: None,
+            method: Some(FactorMethod::Totp)
+        }
+    );
+    let again = env
+        .service
+        .verify_totp(&Principal::Cli, "alice", &code, &meta())
+        .await
+        .unwrap();
+    assert_eq!(again, refused(VerifyReason::Replayed));
+    // An earlier code within the window is refused too once a later step was used.
+    let earlier = env.code_at(&secret, -1);
+    let r = env
+        .service
+        .verify_totp(&Principal::Cli, "alice", &earlier, &meta())
+        .await
+        .unwrap();
+    assert_eq!(r, refused(VerifyReason::Replayed));
+}
+
+#[tokio::test]
+async fn the_confirming_code_cannot_be_reused() {
+    let env = env().await;
+    env.account("bob", &[]).await;
+    let e = env
+        .service
+        .begin_enrollment(&Principal::Cli, "bob", &TotpOptions::default(), &meta())
+        .await
+        .unwrap();
+    let secret = otp::Secret::from_base32(e.secret.expose()).unwrap();
+    let code = env.code(&secret);
+    env.service
+        .confirm_enrollment(&Principal::Cli, "bob", &code, &meta())
+        .await
+        .unwrap();
+    let r = env
+        .service
+        .verify_totp(&Principal::Cli, "bob", &code, &meta())
+        .await
+        .unwrap();
+    assert_eq!(r, refused(VerifyReason::Replayed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_racing_requests_accept_exactly_one() {
+    let env = env().await;
+    env.account("carol", &[]).await;
+    let (secret, _) = env.enroll("carol").await;
+    let code = env.code(&secret);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let service = env.service.clone();
+        let code = code.clone();
+        tasks.push(tokio::spawn(async move {
+            service
+                .verify_totp(&Principal::Cli, "carol", &code, &meta())
+                .await
+        }));
+    }
+    let mut valid = 0;
+    for t in tasks {
+        let outcome = t.await.unwrap().unwrap();
+        if outcome.valid {
+            valid += 1;
+        } else {
+            assert_eq!(outcome.reason, Some(VerifyReason::Replayed));
+        }
+    }
+    assert_eq!(valid, 1);
+}
+
+#[tokio::test]
+async fn lockout_after_max_failures_and_unlock_after_lockout_secs() {
+    let env = env().await;
+    env.account("dave", &[]).await;
+    let (secret, _) = env.enroll("dave").await;
+    let mut policy = env.service.get_policy(&Principal::Cli).await.unwrap();
+    policy.max_failures = 3;
+    policy.lockout_secs = 120;
+    env.service
+        .set_policy(&Principal::Cli, policy, &meta())
+        .await
+        .unwrap();
+
+    let good = env.code(&secret);
+    let bad = if good == "000000" { "111111" } else { "000000" };
+    for _ in 0..3 {
+        let r = env
+            .service
+            .verify_totp(&Principal::Cli, "dave", bad, &meta())
+            .await
+            .unwrap();
+        assert_eq!(r, refused(VerifyReason::Invalid));
+    }
+    // Locked: even the right code is refused, and says why.
+    let r = env
+        .service
+        .verify_totp(&Principal::Cli, "dave", &good, &meta())
+        .await
+        .unwrap();
+    assert_eq!(r, refused(VerifyReason::Locked));
+    let status = env
+        .service
+        .totp_status(&Principal::Cli, "dave")
+        .await
+        .unwrap();
+    assert_eq!(status.locked_until, Some(T0 + 30 + 120));
+
+    env.clock.advance(119);
+    let r = env
+        .service
+        .verify_totp(&Principal::Cli, "dave", &env.code(&secret), &meta())
+        .await
+        .unwrap();
+    assert_eq!(r, refused(VerifyReason::Locked));
+    env.clock.advance(1);
+    let r = env
+        .service
+        .verify_totp(&Principal::Cli, "dave", &env.code(&secret), &meta())
+        .await
+        .unwrap();
+    assert!(r.valid, "unlocked after lockout_secs: {r:?}");
+    let status = env
+        .service
+        .totp_status(&Principal::Cli, "dave")
+        .await
+        .unwrap();
+    assert_eq!((status.locked_until, status.failed_attempts), (None, 0));
+}
+
+#[tokio::test]
+async fn drift_is_learned_and_resync_recovers_a_far_device() {
+    let env = env().await;
+    env.account("erin", &[]).await;
+    let (secret, _) = env.enroll("erin").await;
+    env.clock.advance(30); // past the step the confirmation claimed
+    // The device runs one step behind: accepted (window 1) and the drift is learned.
+    let r = env
+        .service
+        .verify_totp(&Principal::Cli, "erin", &env.code_at(&secret, -1), &meta())
+        .await
+        .unwrap();
+    assert!(r.valid);
+    assert_eq!(
+        env.service
+            .totp_status(&Principal::Cli, "erin")
+            .await
+            .unwrap()
+            .drift,
+        -1
+    );
+    // Later it is two steps behind: inside the window around now-1.
+    env.clock.advance(60);
+    let r = env
+        .service
+        .verify_totp(&Principal::Cli, "erin", &env.code_at(&secret, -2), &meta())
+        .await
+        .unwrap();
+    assert!(r.valid);
+    assert_eq!(
+        env.service
+            .totp_status(&Principal::Cli, "erin")
+            .await
+            .unwrap()
+            .drift,
+        -2
+    );
+
+    // Now its clock runs 40 steps fast: outside any window. Two consecutive codes resync
+    // it. (A device that falls *back* past steps already used cannot be resynced: its codes
+    // are for steps at or before `last_used_step`, which the replay rule refuses.)
+    env.clock.advance(60);
+    let far = env.code_at(&secret, 40);
+    let r = env
+        .service
+        .verify_totp(&Principal::Cli, "erin", &far, &meta())
+        .await
+        .unwrap();
+    assert_eq!(r, refused(VerifyReason::Invalid));
+    let drift = env
+        .service
+        .resync_totp(
+            &Principal::Cli,
+            "erin",
+            &env.code_at(&secret, 40),
+            &env.code_at(&secret, 41),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(drift, 41);
+    env.clock.advance(30);
+    let r = env
+        .service
+        .verify_totp(&Principal::Cli, "erin", &env.code_at(&secret, 41), &meta())
+        .await
+        .unwrap();
+    assert!(r.valid, "verifies at the learned drift: {r:?}");
+    // A resync pair cannot be replayed.
+    let err = env
+        .service
+        .resync_totp(
+            &Principal::Cli,
+            "erin",
+            &env.code_at(&secret, 39),
+            &env.code_at(&secret, 40),
+            &meta(),
+        )
+        .await;
+    assert!(
+        matches!(err, Err(CoreError::SecondFactorFailed { .. })),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn recovery_codes_are_single_use() {
+    let env = env().await;
+    env.account("frank", &[]).await;
+    let (_, codes) = env.enroll("frank").await;
+    assert_eq!(codes.len(), 10);
+    let code = codes[3].expose().to_owned();
+    let ok = env
+        .service
+        .verify_totp(&Principal::Cli, "frank", &code.to_lowercase(), &meta())
+        .await
+        .unwrap();
+    assert_eq!(
+        ok,
+        VerifyOutcome {
+            valid: true,
+            reason: None,
+            method: Some(FactorMethod::RecoveryCode)
+        }
+    );
+    let again = env
+        .service
+        .verify_totp(&Principal::Cli, "frank", &code, &meta())
+        .await
+        .unwrap();
+    assert_eq!(again, refused(VerifyReason::Invalid));
+    assert_eq!(
+        env.service
+            .totp_status(&Principal::Cli, "frank")
+            .await
+            .unwrap()
+            .recovery_codes_remaining,
+        9
+    );
+    let remaining = env
+        .service
+        .list_recovery_codes(&Principal::Cli, "frank")
+        .await
+        .unwrap();
+    assert_eq!(remaining.len(), 9);
+    assert!(remaining.iter().all(|c| c.expose() != code));
+}
+
+#[tokio::test]
+async fn disabled_and_not_enrolled_answer_their_reason() {
+    let env = env().await;
+    env.account("gina", &[]).await;
+    let r = env
+        .service
+        .verify_totp(&Principal::Cli, "gina", "123456", &meta())
+        .await
+        .unwrap();
+    assert_eq!(r, refused(VerifyReason::NotEnrolled));
+    let (secret, _) = env.enroll("gina").await;
+    env.service
+        .update_totp(&Principal::Cli, "gina", Some(false), None, &meta())
+        .await
+        .unwrap();
+    let r = env
+        .service
+        .verify_totp(&Principal::Cli, "gina", &env.code(&secret), &meta())
+        .await
+        .unwrap();
+    assert_eq!(r, refused(VerifyReason::Disabled));
+}
+
+#[tokio::test]
+async fn malformed_codes_are_errors_and_change_nothing() {
+    let env = env().await;
+    env.account("hank", &[]).await;
+    env.enroll("hank").await;
+    let before = env
+        .service
+        .audit_events(&Principal::Cli, &AuditQuery::default())
+        .await
+        .unwrap()
+        .len();
+    for bad in ["12345", "1234567", "12a456", "", "１２３４５６", "+12345"] {
+        let r = env
+            .service
+            .verify_totp(&Principal::Cli, "hank", bad, &meta())
+            .await;
+        assert!(
+            matches!(r, Err(CoreError::Invalid { .. })),
+            "{bad:?}: {r:?}"
+        );
+    }
+    let status = env
+        .service
+        .totp_status(&Principal::Cli, "hank")
+        .await
+        .unwrap();
+    assert_eq!(status.failed_attempts, 0);
+    let after = env
+        .service
+        .audit_events(&Principal::Cli, &AuditQuery::default())
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(before, after);
+}
