@@ -49,6 +49,7 @@ impl fmt::Display for Username {
 /// An administrative role. An account with none is a plain account (only itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Role {
     /// Everything.
     FullAdmin,
@@ -104,6 +105,7 @@ pub(crate) fn roles_from_db(text: &str) -> Roles {
 
 /// An account as the service shows it (never the password hash).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Account {
     /// Stable identifier (UUID).
     pub id: String,
@@ -116,12 +118,14 @@ pub struct Account {
     /// E-mail address, if known.
     pub email: Option<String>,
     /// Administrative roles.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Role>))]
     pub roles: Roles,
     /// Whether password login is disabled (no password set).
     pub password_disabled: bool,
     /// Whether an administrator locked the account.
     pub locked: bool,
     /// Product profile attributes (the TrueNAS `UserEntry` fields), JSON.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub profile: serde_json::Value,
     /// Creation time (Unix seconds).
     pub created_at: i64,
@@ -134,6 +138,7 @@ pub struct Account {
 /// authenticator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Policy {
     /// Every account must enroll: a password login without an authenticator gets a session
     /// limited to enrolling.
@@ -243,6 +248,7 @@ impl Policy {
 /// Why a verification was refused (the `reason` of the native verify answer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum VerifyReason {
     /// The code matched nothing.
     Invalid,
@@ -278,6 +284,7 @@ impl fmt::Display for VerifyReason {
 /// Which kind of second factor was accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum FactorMethod {
     /// A TOTP code.
     Totp,
@@ -297,6 +304,7 @@ impl FactorMethod {
 
 /// The answer to a verification: services branch on it without parsing errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyOutcome {
     /// Whether the code was accepted.
     pub valid: bool,
@@ -383,6 +391,7 @@ impl RequestMeta {
 /// How a session came to be: recorded with it and shown in session lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SessionKind {
     /// A full session.
     Session,

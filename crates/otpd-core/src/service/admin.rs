@@ -7,6 +7,7 @@ use sqlx::Row;
 
 /// One recorded event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEvent {
     /// Sequence number (increasing).
     pub id: i64,

@@ -14,8 +14,10 @@ const API_KEY_PREFIX: &str = "otpd_k_";
 
 /// A bearer token and when it expires.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Token {
     /// The token, shown once.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub token: Shown,
     /// Expiry (Unix seconds).
     pub expires_at: i64,
@@ -37,6 +39,7 @@ pub enum LoginOutcome {
 
 /// A session as listed to its owner (never the token).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionInfo {
     /// Session id.
     pub id: String,
@@ -60,6 +63,7 @@ pub struct SessionInfo {
 
 /// An API key as listed (never the key).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKeyInfo {
     /// Key id.
     pub id: String,
@@ -75,11 +79,13 @@ pub struct ApiKeyInfo {
 
 /// A new API key: the key is shown once.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewApiKey {
     /// The key's listing.
     #[serde(flatten)]
     pub info: ApiKeyInfo,
     /// The key, shown once.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub key: Shown,
 }
 

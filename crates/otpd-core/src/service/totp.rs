@@ -31,10 +31,13 @@ pub struct TotpOptions {
 
 /// A pending enrollment: scan the URI, then confirm with a code before `expires_at`.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Enrollment {
     /// The secret, base32.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub secret: Shown,
     /// The `otpauth://` key URI (what the QR code holds).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub provisioning_uri: Shown,
     /// When the pending enrollment lapses (Unix seconds).
     pub expires_at: i64,
@@ -48,15 +51,19 @@ pub struct Enrollment {
 
 /// An authenticator created active at once (admin/CLI provisioning, ONTAP's POST).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Provisioned {
     /// The secret, base32.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub secret: Shown,
     /// The key URI.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub provisioning_uri: Shown,
     /// The code the device should show now (its step is already claimed, so it cannot be
     /// used to log in).
     pub verification_code: String,
     /// The recovery codes.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub recovery_codes: Vec<Shown>,
     /// SHA-256 fingerprint of the secret.
     pub fingerprint: String,
@@ -70,10 +77,13 @@ pub struct Provisioned {
 
 /// A renewed secret, active at once.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Renewal {
     /// The new secret, base32.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub secret: Shown,
     /// The new key URI.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub provisioning_uri: Shown,
     /// SHA-256 fingerprint of the new secret.
     pub fingerprint: String,
@@ -87,6 +97,7 @@ pub struct Renewal {
 
 /// An authenticator's state, without its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TotpStatus {
     /// `pending` or `active`.
     pub state: String,

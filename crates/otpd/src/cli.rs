@@ -1,0 +1,567 @@
+//! The admin command line: the same `Service` as the server, acting as `cli` (audited).
+//! Passwords come from a prompt or `--password-stdin`, never from arguments.
+
+use crate::boot;
+use crate::config::{CommonArgs, ServeArgs, Settings};
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use otpd_core::{
+    AuditQuery, NewAccount, Policy, Principal, RequestMeta, Role, Service, TotpOptions,
+};
+use serde::Serialize;
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use zeroize::Zeroizing;
+
+/// otpd: a self-hosted two-factor authentication server.
+#[derive(Debug, Parser)]
+#[command(name = "otpd", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage accounts.
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// Manage TOTP authenticators.
+    #[command(subcommand)]
+    Totp(TotpCmd),
+    /// Read or replace an account's recovery codes.
+    #[command(subcommand, name = "recovery-codes")]
+    RecoveryCodes(RecoveryCmd),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Apikey(ApiKeyCmd),
+    /// Show or change the 2FA policy.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Show the audit trail.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+struct Json {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct PasswordSource {
+    /// Read the password from the first line of standard input.
+    #[arg(long, conflicts_with = "no_password")]
+    password_stdin: bool,
+    /// Create the account without a password (password login disabled).
+    #[arg(long)]
+    no_password: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCmd {
+    /// Create an account.
+    Add {
+        name: String,
+        /// full_admin, twofactor_admin or readonly_admin (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        #[arg(long, default_value = "")]
+        full_name: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[command(flatten)]
+        password: PasswordSource,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// List accounts.
+    List {
+        #[arg(long)]
+        prefix: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Show an account.
+    Show {
+        name: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Set an account's password.
+    Passwd {
+        name: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Lock an account (ends its sessions).
+    Lock { name: String },
+    /// Unlock an account.
+    Unlock { name: String },
+    /// Delete an account and everything it owns.
+    Remove { name: String },
+}
+
+#[derive(Debug, Args)]
+struct Options {
+    #[arg(long)]
+    digits: Option<u64>,
+    #[arg(long)]
+    interval: Option<u64>,
+    #[arg(long)]
+    algorithm: Option<String>,
+}
+
+impl From<Options> for TotpOptions {
+    fn from(o: Options) -> Self {
+        TotpOptions {
+            digits: o.digits,
+            interval: o.interval,
+            algorithm: o.algorithm,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum TotpCmd {
+    /// Provision an active authenticator: prints the QR code, key URI and recovery codes.
+    Enroll {
+        name: String,
+        #[command(flatten)]
+        options: Options,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Show an authenticator's state.
+    Show {
+        name: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Replace the secret (active at once); options not given keep their values.
+    Renew {
+        name: String,
+        #[command(flatten)]
+        options: Options,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Remove the authenticator and recovery codes; ends the account's sessions.
+    Reset { name: String },
+    /// Verify a code: exit status 0 when accepted, 1 when not.
+    Verify {
+        name: String,
+        code: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Switch the authenticator on.
+    Enable { name: String },
+    /// Switch the authenticator off (it is not asked for and not accepted).
+    Disable { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum RecoveryCmd {
+    /// Print the remaining recovery codes.
+    List {
+        name: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Replace the recovery codes and print the new ones.
+    Regenerate {
+        name: String,
+        #[command(flatten)]
+        out: Json,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeyCmd {
+    /// Create an API key; only the key is printed on standard output.
+    Create {
+        #[arg(long)]
+        account: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// List API keys.
+    List {
+        #[arg(long)]
+        account: Option<String>,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Revoke an API key by id.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCmd {
+    /// Print the policy.
+    Show {
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Change settings: `otpd policy set window=2 max_failures=5`.
+    Set {
+        #[arg(required = true)]
+        changes: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct AuditArgs {
+    #[arg(long)]
+    account: Option<String>,
+    #[arg(long)]
+    action: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// Keep printing new events as they happen.
+    #[arg(long)]
+    follow: bool,
+    #[command(flatten)]
+    out: Json,
+}
+
+/// Runs the command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let Cli { common, command } = cli;
+    if let Command::Serve(serve) = command {
+        let settings = Settings::resolve(&common, &serve)?;
+        crate::init_logging(settings.log_format);
+        let server = crate::server::Server::build(settings).await?;
+        server.run(crate::server::shutdown_signal()).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let settings = Settings::resolve(&common, &ServeArgs::default())?;
+    let service = boot::open(&settings).await?;
+    let p = Principal::Cli;
+    let meta = RequestMeta::cli();
+    match command {
+        Command::Serve(_) => {} // handled above
+        Command::Account(cmd) => account(&service, &p, &meta, cmd).await?,
+        Command::Totp(cmd) => return totp(&service, &p, &meta, cmd).await,
+        Command::RecoveryCodes(cmd) => match cmd {
+            RecoveryCmd::List { name, out } => {
+                print_codes(&service.list_recovery_codes(&p, &name).await?, out.json)?
+            }
+            RecoveryCmd::Regenerate { name, out } => print_codes(
+                &service
+                    .regenerate_recovery_codes(&p, &name, None, &meta)
+                    .await?,
+                out.json,
+            )?,
+        },
+        Command::Apikey(cmd) => match cmd {
+            ApiKeyCmd::Create { account, name } => {
+                let key = service.create_api_key(&p, &account, &name, &meta).await?;
+                println!("{}", key.key.expose());
+                eprintln!(
+                    "API key {} created for {}; it is shown only now.",
+                    key.info.id, key.info.account
+                );
+            }
+            ApiKeyCmd::List { account, out } => {
+                let keys = service.list_api_keys(&p, account.as_deref()).await?;
+                if out.json {
+                    print_json(&keys)?;
+                } else {
+                    for k in keys {
+                        println!(
+                            "{}  {:<24} {:<20} created {}",
+                            k.id, k.account, k.name, k.created_at
+                        );
+                    }
+                }
+            }
+            ApiKeyCmd::Revoke { id } => service.revoke_api_key(&p, &id, &meta).await?,
+        },
+        Command::Policy(PolicyCmd::Show { out }) => {
+            let policy = service.get_policy(&p).await?;
+            if out.json {
+                print_json(&policy)?;
+            } else {
+                print!("{}", toml::to_string(&policy)?);
+            }
+        }
+        Command::Policy(PolicyCmd::Set { changes }) => {
+            let mut document = serde_json::to_value(service.get_policy(&p).await?)?;
+            for change in changes {
+                let (key, value) = change
+                    .split_once('=')
+                    .with_context(|| format!("{change:?}: expected key=value"))?;
+                let value = serde_json::from_str(value)
+                    .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+                match document.as_object_mut() {
+                    Some(o) if o.contains_key(key) => {
+                        o.insert(key.to_owned(), value);
+                    }
+                    _ => bail!("unknown policy setting {key:?}"),
+                }
+            }
+            let policy: Policy = serde_json::from_value(document)?;
+            print!(
+                "{}",
+                toml::to_string(&service.set_policy(&p, policy, &meta).await?)?
+            );
+        }
+        Command::Audit(args) => audit(&service, &p, args).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn account(
+    service: &Service,
+    p: &Principal,
+    meta: &RequestMeta,
+    cmd: AccountCmd,
+) -> anyhow::Result<()> {
+    match cmd {
+        AccountCmd::Add {
+            name,
+            roles,
+            full_name,
+            email,
+            password,
+            out,
+        } => {
+            let roles = roles
+                .iter()
+                .map(|r| r.parse::<Role>())
+                .collect::<Result<_, _>>()?;
+            let password = read_password(&password, &name)?;
+            let account = service
+                .create_account(
+                    p,
+                    NewAccount {
+                        username: name,
+                        password,
+                        roles,
+                        full_name,
+                        email,
+                        profile: None,
+                    },
+                    meta,
+                )
+                .await?;
+            if out.json {
+                print_json(&account)?;
+            } else {
+                println!("created {} (uid {})", account.username, account.uid);
+            }
+        }
+        AccountCmd::List { prefix, limit, out } => {
+            let accounts = service
+                .list_accounts(p, prefix.as_deref(), limit, 0)
+                .await?;
+            if out.json {
+                print_json(&accounts)?;
+            } else {
+                for a in accounts {
+                    let roles: Vec<&str> = a.roles.iter().map(|r| r.as_str()).collect();
+                    println!(
+                        "{:<32} uid {:<6} {}{}",
+                        a.username,
+                        a.uid,
+                        roles.join(","),
+                        if a.locked { " (locked)" } else { "" }
+                    );
+                }
+            }
+        }
+        AccountCmd::Show { name, out } => {
+            let a = service.get_account(p, &name).await?;
+            if out.json {
+                print_json(&a)?;
+            } else {
+                println!("{a:#?}");
+            }
+        }
+        AccountCmd::Passwd { name, password } => {
+            let password = read_password(&password, &name)?;
+            service.set_password(p, &name, password, meta).await?;
+        }
+        AccountCmd::Lock { name } => {
+            service.set_account_locked(p, &name, true, meta).await?;
+        }
+        AccountCmd::Unlock { name } => {
+            service.set_account_locked(p, &name, false, meta).await?;
+        }
+        AccountCmd::Remove { name } => service.delete_account(p, &name, meta).await?,
+    }
+    Ok(())
+}
+
+async fn totp(
+    service: &Service,
+    p: &Principal,
+    meta: &RequestMeta,
+    cmd: TotpCmd,
+) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TotpCmd::Enroll { name, options, out } => {
+            let enrolled = service
+                .provision_totp(p, &name, &options.into(), meta)
+                .await?;
+            if out.json {
+                print_json(&enrolled)?;
+            } else {
+                let uri = enrolled.provisioning_uri.expose();
+                println!("{}", crate::qr::terminal(uri).map_err(anyhow::Error::msg)?);
+                println!("Key URI:  {uri}");
+                println!("Secret:   {}", enrolled.secret.expose());
+                println!("Recovery codes (each works once):");
+                for c in &enrolled.recovery_codes {
+                    println!("  {}", c.expose());
+                }
+            }
+        }
+        TotpCmd::Show { name, out } => {
+            let status = service.totp_status(p, &name).await?;
+            if out.json {
+                print_json(&status)?;
+            } else {
+                println!("{status:#?}");
+            }
+        }
+        TotpCmd::Renew { name, options, out } => {
+            let renewed = service
+                .renew_totp(p, &name, &options.into(), None, meta)
+                .await?;
+            if out.json {
+                print_json(&renewed)?;
+            } else {
+                println!(
+                    "{}",
+                    crate::qr::terminal(renewed.provisioning_uri.expose())
+                        .map_err(anyhow::Error::msg)?
+                );
+                println!("Key URI:  {}", renewed.provisioning_uri.expose());
+            }
+        }
+        TotpCmd::Reset { name } => service.remove_totp(p, &name, None, meta).await?,
+        TotpCmd::Verify { name, code, out } => {
+            let outcome = service.verify_totp(p, &name, &code, meta).await?;
+            if out.json {
+                print_json(&outcome)?;
+            } else if outcome.valid {
+                println!(
+                    "accepted ({})",
+                    outcome.method.map(|m| m.as_str()).unwrap_or("")
+                );
+            } else {
+                println!(
+                    "refused ({})",
+                    outcome.reason.map(|r| r.as_str()).unwrap_or("")
+                );
+            }
+            return Ok(if outcome.valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+        TotpCmd::Enable { name } => {
+            service
+                .update_totp(p, &name, Some(true), None, meta)
+                .await?;
+        }
+        TotpCmd::Disable { name } => {
+            service
+                .update_totp(p, &name, Some(false), None, meta)
+                .await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit(service: &Service, p: &Principal, args: AuditArgs) -> anyhow::Result<()> {
+    let mut query = AuditQuery {
+        account: args.account,
+        action: args.action,
+        limit: Some(args.limit),
+        ..AuditQuery::default()
+    };
+    let mut events = service.audit_events(p, &query).await?;
+    events.reverse();
+    loop {
+        for e in &events {
+            if args.out.json {
+                println!("{}", serde_json::to_string(e)?);
+            } else {
+                println!(
+                    "{:>8} {} {:<10} {:<28} {:<24} {:<7} {}",
+                    e.id,
+                    e.at,
+                    e.door,
+                    e.action,
+                    e.account.as_deref().unwrap_or("-"),
+                    e.outcome,
+                    e.reason.as_deref().unwrap_or("")
+                );
+            }
+        }
+        std::io::stdout().flush()?;
+        if !args.follow {
+            return Ok(());
+        }
+        if let Some(last) = events.last() {
+            query.after_id = Some(last.id);
+        } else if query.after_id.is_none() {
+            query.after_id = Some(0);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        events = service.audit_events(p, &query).await?;
+    }
+}
+
+fn read_password(source: &PasswordSource, name: &str) -> anyhow::Result<Option<Zeroizing<String>>> {
+    if source.no_password {
+        return Ok(None);
+    }
+    if source.password_stdin {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin().lock().read_line(&mut line)?;
+        let trimmed = line.trim_end_matches(['\r', '\n']);
+        return Ok(Some(Zeroizing::new(trimmed.to_owned())));
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "no password: use --password-stdin, --no-password, or run in a terminal to be prompted"
+        );
+    }
+    let first = Zeroizing::new(rpassword::prompt_password(format!(
+        "Password for {name}: "
+    ))?);
+    let again = Zeroizing::new(rpassword::prompt_password("Again: ")?);
+    if first != again {
+        bail!("the passwords differ");
+    }
+    Ok(Some(first))
+}
+
+fn print_codes(codes: &[otpd_core::Shown], json: bool) -> anyhow::Result<()> {
+    if json {
+        print_json(&codes)?;
+    } else {
+        for c in codes {
+            println!("{}", c.expose());
+        }
+    }
+    Ok(())
+}
+
+fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

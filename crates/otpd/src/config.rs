@@ -1,0 +1,220 @@
+//! Settings: every one is a command-line flag, an `OTPD_*` environment variable and a key in
+//! an optional TOML file (`--config`), in that order of precedence. Unknown TOML keys are
+//! errors. The master key itself is never a flag (it would show in `ps`): it comes from
+//! `OTPD_MASTER_KEY`, a key file, or the data directory.
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the data lives and how to reach the database: shared by every command.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CommonArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "OTPD_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory for the embedded database and the generated master key [default: ./otpd-data].
+    #[arg(long, env = "OTPD_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL (sqlite://… or postgres://…) [default: SQLite in the data directory].
+    #[arg(long, env = "OTPD_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// File holding the base64 master key [default: OTPD_MASTER_KEY, else master.key in the data directory].
+    #[arg(long, env = "OTPD_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<PathBuf>,
+}
+
+/// Server settings (`otpd serve`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8470].
+    #[arg(long, env = "OTPD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Per-address rate limits: on or off [default: on].
+    #[arg(long, env = "OTPD_RATE_LIMITS")]
+    pub rate_limits: Option<Switch>,
+    /// Password/second-factor attempts per address per minute [default: 20].
+    #[arg(long, env = "OTPD_LOGIN_RATE")]
+    pub login_rate: Option<u32>,
+    /// Failed (401/403/429) requests per address per minute before it is refused [default: 60].
+    #[arg(long, env = "OTPD_FAILURE_RATE")]
+    pub failure_rate: Option<u32>,
+    /// Largest request body in bytes [default: 1048576].
+    #[arg(long, env = "OTPD_BODY_LIMIT")]
+    pub body_limit: Option<usize>,
+    /// Request timeout in seconds [default: 30].
+    #[arg(long, env = "OTPD_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<u64>,
+    /// Database connections in the read pool [default: 8].
+    #[arg(long, env = "OTPD_DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<u32>,
+    /// Concurrent Argon2 password hashes [default: number of CPUs].
+    #[arg(long, env = "OTPD_PASSWORD_HASH_CONCURRENCY")]
+    pub password_hash_concurrency: Option<usize>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "OTPD_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// `on`/`off` (also `true`/`false`, `1`/`0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "SwitchRepr")]
+pub struct Switch(pub bool);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SwitchRepr {
+    Bool(bool),
+    Text(String),
+}
+
+impl TryFrom<SwitchRepr> for Switch {
+    type Error = String;
+    fn try_from(r: SwitchRepr) -> Result<Self, String> {
+        match r {
+            SwitchRepr::Bool(b) => Ok(Switch(b)),
+            SwitchRepr::Text(t) => t.parse(),
+        }
+    }
+}
+
+impl std::str::FromStr for Switch {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" | "yes" => Ok(Switch(true)),
+            "off" | "false" | "0" | "no" => Ok(Switch(false)),
+            _ => Err(format!("expected on or off, got {s:?}")),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The TOML file: the same settings, snake_case keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    master_key_file: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    rate_limits: Option<Switch>,
+    login_rate: Option<u32>,
+    failure_rate: Option<u32>,
+    body_limit: Option<usize>,
+    request_timeout: Option<u64>,
+    db_max_connections: Option<u32>,
+    password_hash_concurrency: Option<usize>,
+    log_format: Option<LogFormat>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Database URL.
+    pub database_url: String,
+    /// Master key file, if one was named.
+    pub master_key_file: Option<PathBuf>,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Whether per-address rate limits apply.
+    pub rate_limits: bool,
+    /// Login attempts per address per minute.
+    pub login_rate: u32,
+    /// Failed requests per address per minute.
+    pub failure_rate: u32,
+    /// Body limit in bytes.
+    pub body_limit: usize,
+    /// Request timeout.
+    pub request_timeout: Duration,
+    /// Read pool size.
+    pub db_max_connections: u32,
+    /// Concurrent password hashes.
+    pub password_hash_concurrency: usize,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Merges flags/environment (already merged by clap) over the TOML file over defaults.
+    pub fn resolve(common: &CommonArgs, serve: &ServeArgs) -> anyhow::Result<Self> {
+        let file = match &common.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("in {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = common
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./otpd-data"));
+        let database_url = common
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| sqlite_url(&data_dir.join("otpd.db")));
+        let settings = Settings {
+            master_key_file: common.master_key_file.clone().or(file.master_key_file),
+            listen: serve
+                .listen
+                .or(file.listen)
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8470))),
+            rate_limits: serve.rate_limits.or(file.rate_limits).is_none_or(|s| s.0),
+            login_rate: serve.login_rate.or(file.login_rate).unwrap_or(20),
+            failure_rate: serve.failure_rate.or(file.failure_rate).unwrap_or(60),
+            body_limit: serve.body_limit.or(file.body_limit).unwrap_or(1024 * 1024),
+            request_timeout: Duration::from_secs(
+                serve.request_timeout.or(file.request_timeout).unwrap_or(30),
+            ),
+            db_max_connections: serve
+                .db_max_connections
+                .or(file.db_max_connections)
+                .unwrap_or(8),
+            password_hash_concurrency: serve
+                .password_hash_concurrency
+                .or(file.password_hash_concurrency)
+                .unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(2)
+                }),
+            log_format: serve
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
+            data_dir,
+            database_url,
+        };
+        if settings.login_rate == 0 || settings.failure_rate == 0 {
+            bail!(
+                "login_rate and failure_rate must be at least 1 (use rate_limits = off to disable limits)"
+            );
+        }
+        if settings.body_limit < 1024 {
+            bail!("body_limit must be at least 1024 bytes");
+        }
+        Ok(settings)
+    }
+}
+
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}

@@ -1,0 +1,145 @@
+//! The native REST API (`/api/v1`), OpenAPI at `/openapi.json`, Swagger UI at `/docs`, and
+//! the operations endpoints. Handlers translate; every rule is in `otpd_core::Service`.
+
+mod accounts;
+mod admin;
+mod auth;
+pub mod error;
+mod extract;
+mod limit;
+mod totp;
+
+use crate::config::Settings;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, StatusCode};
+use otpd_core::Service;
+use std::sync::Arc;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The service.
+    pub service: Service,
+    /// Rate limits, when on.
+    pub limits: Option<Arc<limit::Limits>>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "otpd", description = "Self-hosted two-factor authentication server: native REST API."),
+    components(schemas(error::Problem)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "auth", description = "Login, sessions and API keys"),
+        (name = "accounts", description = "Accounts"),
+        (name = "totp", description = "TOTP authenticators and recovery codes"),
+        (name = "admin", description = "Policy and audit"),
+        (name = "operations", description = "Health"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some("A session token or an API key"))
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
+/// The routes and their OpenAPI description.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::second_factor))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::list_sessions))
+        .routes(routes!(auth::revoke_session))
+        .routes(routes!(auth::create_api_key, auth::list_api_keys))
+        .routes(routes!(auth::revoke_api_key))
+        .routes(routes!(accounts::create, accounts::list))
+        .routes(routes!(accounts::get, accounts::update, accounts::delete))
+        .routes(routes!(accounts::set_password))
+        .routes(routes!(accounts::lock))
+        .routes(routes!(accounts::unlock))
+        .routes(routes!(
+            totp::status,
+            totp::provision,
+            totp::update,
+            totp::remove
+        ))
+        .routes(routes!(totp::enroll))
+        .routes(routes!(totp::confirm))
+        .routes(routes!(totp::renew))
+        .routes(routes!(totp::verify))
+        .routes(routes!(totp::resync))
+        .routes(routes!(totp::qr_svg))
+        .routes(routes!(totp::list_recovery, totp::regenerate_recovery))
+        .routes(routes!(admin::get_policy, admin::patch_policy))
+        .routes(routes!(admin::audit))
+        .routes(routes!(admin::healthz))
+        .routes(routes!(admin::readyz))
+}
+
+/// The OpenAPI document (for `/openapi.json` and tests).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
+/// The whole application.
+pub fn router(service: Service, settings: &Settings) -> Router {
+    let limits = settings.rate_limits.then(|| {
+        Arc::new(limit::Limits {
+            login: limit::Buckets::new(settings.login_rate),
+            failures: limit::Buckets::new(settings.failure_rate),
+        })
+    });
+    let state = AppState { service, limits };
+    let (router, spec) = api().split_for_parts();
+    let request_id = HeaderName::from_static("x-request-id");
+    router
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .fallback(|| async {
+            error::ApiError::Request(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint".into(),
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit::limit,
+        ))
+        .layer(DefaultBodyLimit::max(settings.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            settings.request_timeout,
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}

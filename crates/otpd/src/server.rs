@@ -1,0 +1,93 @@
+//! `otpd serve`: bind, bootstrap, serve until SIGINT/SIGTERM. Tests use the same path with
+//! port 0.
+
+use crate::boot;
+use crate::config::Settings;
+use anyhow::Context;
+use otpd_core::{RequestMeta, Service};
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+
+/// A bound, ready server.
+pub struct Server {
+    listener: TcpListener,
+    service: Service,
+    settings: Settings,
+}
+
+impl Server {
+    /// Opens the service, creates the bootstrap admin on an empty database (printing its
+    /// password once and writing it to `initial-admin-password` in the data directory), and binds.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let service = boot::open(&settings).await?;
+        if let Some(password) = service.bootstrap_admin(&RequestMeta::cli()).await? {
+            let path = settings.data_dir.join("initial-admin-password");
+            std::fs::create_dir_all(&settings.data_dir)?;
+            boot::write_secret_file(&path, password.expose().as_bytes())?;
+            println!(
+                "Created the administrator account 'admin' with password: {}",
+                password.expose()
+            );
+            println!(
+                "(also written to {}; change it and delete the file)",
+                path.display()
+            );
+        }
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        Ok(Server {
+            listener,
+            service,
+            settings,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// The service behind the server.
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests and closes the
+    /// database.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = crate::http::router(self.service.clone(), &self.settings);
+        tracing::info!(address = %self.listener.local_addr()?, "otpd listening");
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+        self.service.db().close().await;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
