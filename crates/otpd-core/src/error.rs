@@ -33,7 +33,7 @@ pub enum CoreError {
     #[error("a recent second-factor verification is required for this change")]
     StepUpRequired,
     /// A second-factor code was given and refused; `reason` is one of the verification
-    /// reasons (`invalid`, `replayed`, `locked`, `disabled`, `not_enrolled`). (HTTP 401/403.)
+    /// reasons (`invalid`, `replayed`, `locked`, `disabled`, `not_enrolled`). (HTTP 422.)
     #[error("second factor refused: {reason}")]
     SecondFactorFailed {
         /// Why the code was refused.

@@ -4,15 +4,23 @@
 
 use crate::config::Settings;
 use anyhow::Context;
-use otpd_core::{Db, DbOptions, KeyRing, MasterKey, Passwords, Service, SystemClock};
+use otpd_core::{Clock, Db, DbOptions, KeyRing, MasterKey, Passwords, Service, SystemClock};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Opens the service described by `settings`.
+/// Opens the service described by `settings`, on the system clock.
 pub async fn open(settings: &Settings) -> anyhow::Result<Service> {
+    open_with_clock(settings, Arc::new(SystemClock)).await
+}
+
+/// Opens the service with an injected clock (tests).
+pub async fn open_with_clock(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Service> {
     if settings.database_url.starts_with("sqlite:") || settings.master_key_file.is_none() {
         create_data_dir(&settings.data_dir)?;
     }
@@ -25,7 +33,7 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Service> {
         .await
         .context("opening the database")?;
     let passwords = Passwords::new(settings.password_hash_concurrency).await?;
-    Service::new(db, keys, Arc::new(SystemClock), passwords).await.map_err(|e| match e {
+    Service::new(db, keys, clock, passwords).await.map_err(|e| match e {
         otpd_core::CoreError::Sealing => anyhow::anyhow!(
             "the master key cannot open the secrets in this database: start with the key that sealed them \
              (OTPD_MASTER_KEY, OTPD_MASTER_KEY_FILE or the data directory's master.key)"

@@ -4,8 +4,9 @@
 use crate::boot;
 use crate::config::Settings;
 use anyhow::Context;
-use otpd_core::{RequestMeta, Service};
+use otpd_core::{Clock, RequestMeta, Service, SystemClock};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// A bound, ready server.
@@ -19,7 +20,15 @@ impl Server {
     /// Opens the service, creates the bootstrap admin on an empty database (printing its
     /// password once and writing it to `initial-admin-password` in the data directory), and binds.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let service = boot::open(&settings).await?;
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// [`Server::build`] with an injected clock (tests).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let service = boot::open_with_clock(&settings, clock).await?;
         if let Some(password) = service.bootstrap_admin(&RequestMeta::cli()).await? {
             let path = settings.data_dir.join("initial-admin-password");
             std::fs::create_dir_all(&settings.data_dir)?;

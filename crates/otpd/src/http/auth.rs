@@ -97,7 +97,7 @@ pub struct TokenResponse {
 
 /// Complete a login with the second factor.
 #[utoipa::path(post, path = "/api/v1/auth/second-factor", tag = "auth", request_body = SecondFactorRequest,
-    responses((status = 200, body = TokenResponse), (status = 401, body = Problem)))]
+    responses((status = 200, body = TokenResponse), (status = 401, body = Problem), (status = 422, body = Problem)))]
 pub async fn second_factor(
     State(s): State<AppState>,
     Meta(meta): Meta,

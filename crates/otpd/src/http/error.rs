@@ -118,7 +118,10 @@ impl IntoResponse for ApiError {
                     ),
                     CoreError::SecondFactorFailed { reason } => Problem {
                         reason: Some(reason.as_str()),
-                        ..problem(StatusCode::UNAUTHORIZED, "second_factor_failed", detail)
+                        // The caller may be fully authenticated (confirm, resync, step-up):
+                        // a refused code is well-formed input with the wrong content, not
+                        // bad credentials. Login's second step is throttled by the login limit.
+                        ..problem(StatusCode::UNPROCESSABLE_ENTITY, "second_factor_failed", detail)
                     },
                     CoreError::AccountLocked => problem(StatusCode::FORBIDDEN, "account_locked", detail),
                     CoreError::Storage(err) => {

@@ -152,7 +152,7 @@ fn shown(codes: Vec<otpd_core::Shown>) -> RecoveryCodes {
 /// Confirm a pending enrollment with a code: it becomes active and the recovery codes are
 /// returned. The confirming code cannot be used again.
 #[utoipa::path(post, path = "/api/v1/accounts/{username}/totp/confirm", tag = "totp", params(("username" = String, Path)), request_body = CodeRequest,
-    responses((status = 200, body = RecoveryCodes), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = RecoveryCodes), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn confirm(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -220,7 +220,7 @@ pub struct ResyncResponse {
 
 /// Resynchronize a drifted device with two consecutive codes.
 #[utoipa::path(post, path = "/api/v1/accounts/{username}/totp/resync", tag = "totp", params(("username" = String, Path)), request_body = ResyncRequest,
-    responses((status = 200, body = ResyncResponse), (status = 401, body = Problem)))]
+    responses((status = 200, body = ResyncResponse), (status = 422, body = Problem)))]
 pub async fn resync(
     State(s): State<AppState>,
     Auth(p): Auth,

@@ -1,0 +1,351 @@
+//! The real `otpd` binary: the CLI contract, and a full enrollment/verification run of
+//! `otpd serve` whose logs and data files must never hold a secret or a recovery code.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+fn otpd(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_otpd"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("OTPD_MASTER_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn the_cli_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let add = otpd(
+        d,
+        &[
+            "account",
+            "add",
+            "alice",
+            "--role",
+            "twofactor_admin",
+            "--password-stdin",
+        ],
+        Some("correct horse battery\n"),
+    );
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let key = otpd(d, &["apikey", "create", "--account", "alice"], None);
+    assert!(key.status.success());
+    let key = stdout(&key);
+    assert_eq!(key.lines().count(), 1, "only the key on stdout: {key:?}");
+    assert!(key.starts_with("otpd_k_"));
+
+    let enrolled = otpd(d, &["totp", "enroll", "alice", "--json"], None);
+    assert!(
+        enrolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enrolled.stderr)
+    );
+    let e: serde_json::Value = serde_json::from_str(&stdout(&enrolled)).unwrap();
+    let secret = otp::Secret::from_base32(e["secret"].as_str().unwrap()).unwrap();
+    assert!(
+        e["provisioning_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/otpd:alice?secret=")
+    );
+    assert_eq!(e["recovery_codes"].as_array().unwrap().len(), 10);
+
+    // The code shown at enrollment is claimed; the next step's code is accepted once.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let next = otp::Totp::default().generate(&secret, now + 30).to_string();
+    assert_eq!(
+        otpd(d, &["totp", "verify", "alice", &next], None)
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        otpd(d, &["totp", "verify", "alice", &next], None)
+            .status
+            .code(),
+        Some(1)
+    );
+    let bad = otpd(d, &["totp", "verify", "alice", "12x456"], None);
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "malformed input is an error, not a refusal"
+    );
+
+    let show: serde_json::Value = serde_json::from_str(&stdout(&otpd(
+        d,
+        &["totp", "show", "alice", "--json"],
+        None,
+    )))
+    .unwrap();
+    assert_eq!(
+        (
+            show["state"].as_str(),
+            show["recovery_codes_remaining"].as_i64()
+        ),
+        (Some("active"), Some(10))
+    );
+    assert!(
+        otpd(d, &["policy", "set", "window=2", "issuer=Example"], None)
+            .status
+            .success()
+    );
+    let policy: serde_json::Value =
+        serde_json::from_str(&stdout(&otpd(d, &["policy", "show", "--json"], None))).unwrap();
+    assert_eq!(
+        (policy["window"].as_i64(), policy["issuer"].as_str()),
+        (Some(2), Some("Example"))
+    );
+    assert_eq!(
+        otpd(d, &["policy", "set", "window=99"], None).status.code(),
+        Some(2)
+    );
+
+    let audit = stdout(&otpd(d, &["audit", "--account", "alice", "--json"], None));
+    let actions: Vec<String> = audit
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "account.create",
+            "apikey.create",
+            "totp.provision",
+            "totp.verify",
+            "totp.verify"
+        ]
+    );
+    assert!(
+        audit
+            .lines()
+            .all(|l| l.contains("\"actor\":\"cli\"") && l.contains("\"door\":\"cli\""))
+    );
+
+    // Without a password source and no terminal, it refuses rather than guessing.
+    assert_eq!(
+        otpd(d, &["account", "add", "bob"], None).status.code(),
+        Some(2)
+    );
+    assert!(
+        otpd(d, &["account", "add", "bob", "--no-password"], None)
+            .status
+            .success()
+    );
+}
+
+#[tokio::test]
+async fn secrets_never_reach_logs_or_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_otpd"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limits",
+            "off",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("OTPD_LOG", "trace")
+        .env_remove("OTPD_MASTER_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logs = Arc::new(Mutex::new(String::new()));
+    let mut err = BufReader::new(server.stderr.take().unwrap());
+    // The listening line names the port chosen for port 0; give up after 200 lines rather
+    // than wait forever if its format changes.
+    let mut address = None;
+    for _ in 0..200 {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "server ended early: {}",
+            logs.lock().unwrap()
+        );
+        logs.lock().unwrap().push_str(&line);
+        if let Some(at) = line.find("address=") {
+            address = Some(line[at + 8..].trim().to_owned());
+            break;
+        }
+    }
+    let address = address.unwrap_or_else(|| {
+        let _ = server.kill();
+        panic!("no listening line in: {}", logs.lock().unwrap())
+    });
+    let sink = logs.clone();
+    let reader = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = err.read_to_string(&mut rest);
+        sink.lock().unwrap().push_str(&rest);
+    });
+    let base = format!("http://{address}");
+    let client = reqwest::Client::new();
+    let post = |path: &str, token: Option<&str>, body: serde_json::Value| {
+        let mut r = client.post(format!("{base}{path}")).json(&body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move {
+            r.send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let admin_pw = std::fs::read_to_string(dir.path().join("initial-admin-password")).unwrap();
+    let admin = post(
+        "/api/v1/auth/login",
+        None,
+        serde_json::json!({"username": "admin", "password": admin_pw.trim()}),
+    )
+    .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    post(
+        "/api/v1/accounts",
+        Some(&admin),
+        serde_json::json!({"username": "erin", "password": "correct horse battery"}),
+    )
+    .await;
+    let erin = post(
+        "/api/v1/auth/login",
+        None,
+        serde_json::json!({"username": "erin", "password": "correct horse battery"}),
+    )
+    .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let e = post(
+        "/api/v1/accounts/erin/totp/enroll",
+        Some(&erin),
+        serde_json::json!({}),
+    )
+    .await;
+    let b32 = e["secret"].as_str().unwrap().to_owned();
+    let secret = otp::Secret::from_base32(&b32).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let c = post(
+        "/api/v1/accounts/erin/totp/confirm",
+        Some(&erin),
+        serde_json::json!({"code": otp::Totp::default().generate(&secret, now).to_string()}),
+    )
+    .await;
+    let codes: Vec<String> = c["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    let v = post(
+        "/api/v1/accounts/erin/totp/verify",
+        Some(&admin),
+        serde_json::json!({"code": otp::Totp::default().generate(&secret, now + 30).to_string()}),
+    )
+    .await;
+    assert_eq!(v["valid"], true);
+    let v = post(
+        "/api/v1/accounts/erin/totp/verify",
+        Some(&admin),
+        serde_json::json!({"code": codes[0]}),
+    )
+    .await;
+    assert_eq!(v["method"], "recovery_code");
+
+    send_sigterm(server.id());
+    let status = server.wait().unwrap();
+    assert!(status.success(), "graceful shutdown on SIGTERM: {status:?}");
+    reader.join().unwrap();
+    let mut out = String::new();
+    server
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let logs = format!("{out}{}", logs.lock().unwrap());
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "trace logging was on"
+    );
+
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() != "master.key"
+            && path.file_name().unwrap() != "initial-admin-password"
+        {
+            files.extend(std::fs::read(path).unwrap());
+        }
+    }
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    for (what, needle) in [
+        ("raw secret", secret.as_bytes().to_vec()),
+        ("base32 secret", b32.as_bytes().to_vec()),
+        ("lower-case base32", b32.to_lowercase().into_bytes()),
+    ] {
+        assert!(!contains(logs.as_bytes(), &needle), "{what} in the logs");
+        assert!(!contains(&files, &needle), "{what} in the data files");
+    }
+    for code in &codes {
+        for form in [code.clone(), code.replace('-', "")] {
+            assert!(
+                !contains(logs.as_bytes(), form.as_bytes()),
+                "recovery code in the logs"
+            );
+            assert!(
+                !contains(&files, form.as_bytes()),
+                "recovery code in the data files"
+            );
+        }
+    }
+}
+
+/// Sends SIGTERM (graceful shutdown) through the `kill` command, keeping this crate free of
+/// unsafe code.
+fn send_sigterm(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
