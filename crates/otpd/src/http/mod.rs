@@ -96,6 +96,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(totp::verify))
         .routes(routes!(totp::resync))
         .routes(routes!(totp::qr_svg))
+        .routes(routes!(totp::qr_png))
         .routes(routes!(totp::list_recovery, totp::regenerate_recovery))
         .routes(routes!(admin::get_policy, admin::patch_policy))
         .routes(routes!(admin::audit))

@@ -235,7 +235,29 @@ pub async fn resync(
     Ok(ApiJson(ResyncResponse { drift }))
 }
 
-/// The QR code of a pending enrollment, as SVG (its owner only; never cached).
+/// The key URI of a pending enrollment, for its QR code (its owner or full admins).
+async fn pending_uri(
+    s: &AppState,
+    p: &otpd_core::Principal,
+    username: &str,
+) -> Result<otpd_core::Shown, ApiError> {
+    let (state, uri) = s.service.totp_key_uri(p, username).await?;
+    if state != "pending" {
+        return Err(CoreError::NotFound("pending enrollment").into());
+    }
+    Ok(uri)
+}
+
+/// An image response that no cache may keep: it holds the secret.
+fn image(content_type: &'static str, body: Vec<u8>) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The QR code of a pending enrollment, as SVG (never cached).
 #[utoipa::path(get, path = "/api/v1/accounts/{username}/totp/qr.svg", tag = "totp", params(("username" = String, Path)),
     responses((status = 200, content_type = "image/svg+xml", body = String), (status = 404, body = Problem)))]
 pub async fn qr_svg(
@@ -243,19 +265,22 @@ pub async fn qr_svg(
     Auth(p): Auth,
     Path(username): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (state, uri) = s.service.totp_key_uri(&p, &username).await?;
-    if state != "pending" {
-        return Err(CoreError::NotFound("pending enrollment").into());
-    }
+    let uri = pending_uri(&s, &p, &username).await?;
     let svg = crate::qr::svg(uri.expose()).map_err(|e| CoreError::Internal(e.into()))?;
-    let mut response = svg.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("image/svg+xml"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(image("image/svg+xml", svg.into_bytes()))
+}
+
+/// The QR code of a pending enrollment, as PNG (never cached).
+#[utoipa::path(get, path = "/api/v1/accounts/{username}/totp/qr.png", tag = "totp", params(("username" = String, Path)),
+    responses((status = 200, content_type = "image/png", body = Vec<u8>), (status = 404, body = Problem)))]
+pub async fn qr_png(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(username): Path<String>,
+) -> Result<Response, ApiError> {
+    let uri = pending_uri(&s, &p, &username).await?;
+    let png = crate::qr::png(uri.expose(), 6).map_err(|e| CoreError::Internal(e.into()))?;
+    Ok(image("image/png", png))
 }
 
 /// The remaining recovery codes (their owner only).

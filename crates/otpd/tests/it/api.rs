@@ -64,7 +64,18 @@ async fn the_core_contract() {
         )
         .await;
     assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    assert_eq!(svg.headers()["cache-control"], "no-store");
     assert!(svg.text().await.unwrap().starts_with("<svg"));
+    let png = app
+        .request(
+            Method::GET,
+            "/api/v1/accounts/alice/totp/qr.png",
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(png.headers()["content-type"], "image/png");
+    assert!(png.bytes().await.unwrap().starts_with(b"\x89PNG\r\n\x1a\n"));
 
     let code = totp.generate(&secret, app.clock.now() as u64).to_string();
     let c = app
