@@ -191,14 +191,7 @@ impl Service {
         let actor = principal.actor();
         self.write_audit(
             &mut tx,
-            Audit {
-                actor: &actor,
-                account: Some(username.as_str()),
-                action: "account.create",
-                outcome: Outcome::Success,
-                reason: None,
-                meta,
-            },
+            Audit::success(&actor, Some(username.as_str()), "account.create", meta),
         )
         .await?;
         let account = self
@@ -299,14 +292,7 @@ impl Service {
         let actor = principal.actor();
         self.write_audit(
             &mut tx,
-            Audit {
-                actor: &actor,
-                account: Some(&current.username),
-                action: "account.update",
-                outcome: Outcome::Success,
-                reason: None,
-                meta,
-            },
+            Audit::success(&actor, Some(&current.username), "account.update", meta),
         )
         .await?;
         let account = self.require_account(&mut tx, username).await?.account;
@@ -343,14 +329,7 @@ impl Service {
         let actor = principal.actor();
         self.write_audit(
             &mut tx,
-            Audit {
-                actor: &actor,
-                account: Some(&account.username),
-                action: "account.delete",
-                outcome: Outcome::Success,
-                reason: None,
-                meta,
-            },
+            Audit::success(&actor, Some(&account.username), "account.delete", meta),
         )
         .await?;
         tx.commit().await?;
@@ -390,14 +369,7 @@ impl Service {
         let actor = principal.actor();
         self.write_audit(
             &mut tx,
-            Audit {
-                actor: &actor,
-                account: Some(&account.username),
-                action: "account.password",
-                outcome: Outcome::Success,
-                reason: None,
-                meta,
-            },
+            Audit::success(&actor, Some(&account.username), "account.password", meta),
         )
         .await?;
         tx.commit().await?;

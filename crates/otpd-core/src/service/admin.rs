@@ -1,6 +1,6 @@
 //! Policy and the audit trail.
 
-use super::{Audit, Need, Outcome, Service};
+use super::{Audit, Need, Service};
 use crate::{CoreError, CoreResult, Policy, Principal, RequestMeta};
 use serde::Serialize;
 use sqlx::Row;
@@ -86,18 +86,8 @@ impl Service {
             .execute(&mut *tx)
             .await?;
         let actor = principal.actor();
-        self.write_audit(
-            &mut tx,
-            Audit {
-                actor: &actor,
-                account: None,
-                action: "policy.update",
-                outcome: Outcome::Success,
-                reason: None,
-                meta,
-            },
-        )
-        .await?;
+        self.write_audit(&mut tx, Audit::success(&actor, None, "policy.update", meta))
+            .await?;
         tx.commit().await?;
         Ok(policy)
     }

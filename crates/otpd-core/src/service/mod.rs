@@ -92,6 +92,25 @@ pub(crate) struct Audit<'a> {
     pub meta: &'a RequestMeta,
 }
 
+impl<'a> Audit<'a> {
+    /// A successful change by `actor` to `account`.
+    pub fn success(
+        actor: &'a str,
+        account: Option<&'a str>,
+        action: &'static str,
+        meta: &'a RequestMeta,
+    ) -> Self {
+        Audit {
+            actor,
+            account,
+            action,
+            outcome: Outcome::Success,
+            reason: None,
+            meta,
+        }
+    }
+}
+
 const INSERT_AUDIT: &str = "INSERT INTO audit_events (at, actor, account, action, outcome, reason, door, remote_addr, request_id) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 

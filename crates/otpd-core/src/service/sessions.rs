@@ -378,14 +378,7 @@ impl Service {
             .await?;
         self.write_audit(
             &mut tx,
-            Audit {
-                actor: username,
-                account: Some(username),
-                action: "auth.logout",
-                outcome: Outcome::Success,
-                reason: None,
-                meta,
-            },
+            Audit::success(username, Some(username), "auth.logout", meta),
         )
         .await?;
         tx.commit().await?;
@@ -453,14 +446,7 @@ impl Service {
         let actor = principal.actor();
         self.write_audit(
             &mut tx,
-            Audit {
-                actor: &actor,
-                account: Some(&account.username),
-                action: "session.revoke",
-                outcome: Outcome::Success,
-                reason: None,
-                meta,
-            },
+            Audit::success(&actor, Some(&account.username), "session.revoke", meta),
         )
         .await?;
         tx.commit().await?;
@@ -527,14 +513,7 @@ impl Service {
         let actor = principal.actor();
         self.write_audit(
             &mut tx,
-            Audit {
-                actor: &actor,
-                account: Some(&account.username),
-                action: "apikey.create",
-                outcome: Outcome::Success,
-                reason: None,
-                meta,
-            },
+            Audit::success(&actor, Some(&account.username), "apikey.create", meta),
         )
         .await?;
         tx.commit().await?;
@@ -602,14 +581,7 @@ impl Service {
         let actor = principal.actor();
         self.write_audit(
             &mut tx,
-            Audit {
-                actor: &actor,
-                account: Some(&owner),
-                action: "apikey.revoke",
-                outcome: Outcome::Success,
-                reason: None,
-                meta,
-            },
+            Audit::success(&actor, Some(&owner), "apikey.revoke", meta),
         )
         .await?;
         tx.commit().await?;

@@ -305,6 +305,16 @@ impl Service {
         Secret::from_bytes(bytes.to_vec()).map_err(|_| CoreError::Sealing)
     }
 
+    /// A fresh secret for a new authenticator row: the row id, the secret, the secret
+    /// sealed for that row, and its fingerprint.
+    fn new_sealed_secret(&self) -> CoreResult<(String, Secret, Vec<u8>, String)> {
+        let secret = Secret::generate(Secret::DEFAULT_LEN)
+            .map_err(|_| CoreError::Internal("system RNG failed".into()))?;
+        let id = new_id();
+        let (sealed, fingerprint) = self.seal_secret(&id, &secret)?;
+        Ok((id, secret, sealed, fingerprint))
+    }
+
     /// Seals `secret` for the row `id` and returns the sealed bytes and fingerprint.
     fn seal_secret(&self, id: &str, secret: &Secret) -> CoreResult<(Vec<u8>, String)> {
         Ok((
@@ -326,20 +336,9 @@ impl Service {
         self.authorize(principal, Some(username), Need::SelfOr2faAdmin, true)?;
         let mut tx = self.db().write.begin().await?;
         let subject = self.subject(&mut tx, username).await?;
-        if subject
-            .authenticator
-            .as_ref()
-            .is_some_and(Authenticator::is_active)
-        {
-            return Err(CoreError::Conflict(
-                "an authenticator is already active; renew or remove it".into(),
-            ));
-        }
+        refuse_if_active(&subject)?;
         let p = params(options, policy_params(&subject.policy)?)?;
-        let secret = Secret::generate(Secret::DEFAULT_LEN)
-            .map_err(|_| CoreError::Internal("system RNG failed".into()))?;
-        let id = new_id();
-        let (sealed, fingerprint) = self.seal_secret(&id, &secret)?;
+        let (id, secret, sealed, fingerprint) = self.new_sealed_secret()?;
         let now = self.now();
         let expires_at = now.saturating_add(to_i64(subject.policy.enrollment_secs));
         sqlx::query("DELETE FROM authenticators WHERE account_id = $1 AND kind = 'totp' AND state = 'pending'")
@@ -364,14 +363,7 @@ impl Service {
         let actor = principal.actor();
         self.write_audit(
             &mut tx,
-            Audit {
-                actor: &actor,
-                account: Some(&subject.username),
-                action: "totp.enroll",
-                outcome: Outcome::Success,
-                reason: None,
-                meta,
-            },
+            Audit::success(&actor, Some(&subject.username), "totp.enroll", meta),
         )
         .await?;
         tx.commit().await?;
@@ -482,14 +474,7 @@ impl Service {
         }
         self.write_audit(
             &mut tx,
-            Audit {
-                actor: &actor,
-                account: Some(&subject.username),
-                action: "totp.confirm",
-                outcome: Outcome::Success,
-                reason: None,
-                meta,
-            },
+            Audit::success(&actor, Some(&subject.username), "totp.confirm", meta),
         )
         .await?;
         tx.commit().await?;
@@ -509,20 +494,9 @@ impl Service {
         self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
         let mut tx = self.db().write.begin().await?;
         let subject = self.subject(&mut tx, username).await?;
-        if subject
-            .authenticator
-            .as_ref()
-            .is_some_and(Authenticator::is_active)
-        {
-            return Err(CoreError::Conflict(
-                "an authenticator is already active; renew or remove it".into(),
-            ));
-        }
+        refuse_if_active(&subject)?;
         let p = params(options, policy_params(&subject.policy)?)?;
-        let secret = Secret::generate(Secret::DEFAULT_LEN)
-            .map_err(|_| CoreError::Internal("system RNG failed".into()))?;
-        let id = new_id();
-        let (sealed, fingerprint) = self.seal_secret(&id, &secret)?;
+        let (id, secret, sealed, fingerprint) = self.new_sealed_secret()?;
         let now = self.now();
         let totp = Totp::new(p.algorithm, p.digits, p.interval);
         let now_u = u64::try_from(now).unwrap_or(0);
@@ -556,14 +530,7 @@ impl Service {
         let actor = principal.actor();
         self.write_audit(
             &mut tx,
-            Audit {
-                actor: &actor,
-                account: Some(&subject.username),
-                action: "totp.provision",
-                outcome: Outcome::Success,
-                reason: None,
-                meta,
-            },
+            Audit::success(&actor, Some(&subject.username), "totp.provision", meta),
         )
         .await?;
         tx.commit().await?;
@@ -633,14 +600,7 @@ impl Service {
         let actor = principal.actor();
         self.write_audit(
             &mut tx,
-            Audit {
-                actor: &actor,
-                account: Some(&subject.username),
-                action: "totp.renew",
-                outcome: Outcome::Success,
-                reason: None,
-                meta,
-            },
+            Audit::success(&actor, Some(&subject.username), "totp.renew", meta),
         )
         .await?;
         tx.commit().await?;
@@ -749,14 +709,7 @@ impl Service {
         let actor = principal.actor();
         self.write_audit(
             &mut tx,
-            Audit {
-                actor: &actor,
-                account: Some(&subject.username),
-                action: "totp.remove",
-                outcome: Outcome::Success,
-                reason: None,
-                meta,
-            },
+            Audit::success(&actor, Some(&subject.username), "totp.remove", meta),
         )
         .await?;
         tx.commit().await?;
@@ -1033,14 +986,7 @@ impl Service {
         }
         self.write_audit(
             &mut tx,
-            Audit {
-                actor: &actor,
-                account: Some(&subject.username),
-                action: "totp.resync",
-                outcome: Outcome::Success,
-                reason: None,
-                meta,
-            },
+            Audit::success(&actor, Some(&subject.username), "totp.resync", meta),
         )
         .await?;
         tx.commit().await?;
@@ -1201,14 +1147,12 @@ impl Service {
         let actor = principal.actor();
         self.write_audit(
             &mut tx,
-            Audit {
-                actor: &actor,
-                account: Some(&subject.username),
-                action: "recovery_codes.regenerate",
-                outcome: Outcome::Success,
-                reason: None,
+            Audit::success(
+                &actor,
+                Some(&subject.username),
+                "recovery_codes.regenerate",
                 meta,
-            },
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -1241,6 +1185,21 @@ impl Service {
             })
             .collect()
     }
+}
+
+/// Enrolling or provisioning anew is refused while an authenticator is active: renewing or
+/// removing it are the ways to replace it (each with its own rules).
+fn refuse_if_active(subject: &Subject) -> CoreResult<()> {
+    if subject
+        .authenticator
+        .as_ref()
+        .is_some_and(Authenticator::is_active)
+    {
+        return Err(CoreError::Conflict(
+            "an authenticator is already active; renew or remove it".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn window(policy: &Policy) -> Window {
