@@ -253,16 +253,13 @@ impl Service {
         patch: AccountPatch,
         meta: &RequestMeta,
     ) -> CoreResult<Account> {
+        // 2FA admins manage factors, not other people's names and addresses.
         let need = if patch.roles.is_some() {
             Need::FullAdmin
         } else {
-            Need::SelfOr2faAdmin
+            Need::SelfOrFullAdmin
         };
         self.authorize(principal, Some(username), need, false)?;
-        if patch.roles.is_none() && !principal.has(Role::FullAdmin) {
-            // 2FA admins manage factors, not other people's names and addresses.
-            self.authorize(principal, Some(username), Need::OnlySelf, false)?;
-        }
         if let Some(name) = &patch.full_name {
             validate_full_name(name)?;
         }
@@ -345,10 +342,7 @@ impl Service {
         password: Option<Zeroizing<String>>,
         meta: &RequestMeta,
     ) -> CoreResult<()> {
-        self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
-        if !principal.has(Role::FullAdmin) {
-            self.authorize(principal, Some(username), Need::OnlySelf, false)?;
-        }
+        self.authorize(principal, Some(username), Need::SelfOrFullAdmin, false)?;
         let hash = match password {
             Some(p) => {
                 Passwords::validate(&p)?;

@@ -236,6 +236,8 @@ pub(crate) enum Need {
     SelfOr2faAdmin,
     /// A 2FA admin only (e.g. enabling/disabling an authenticator).
     TwofactorAdmin,
+    /// The account itself or a full admin (passwords, names, API keys).
+    SelfOrFullAdmin,
     /// A full admin only (accounts, policy).
     FullAdmin,
     /// Any admin (reading policy, audit, account lists).
@@ -268,6 +270,7 @@ impl Service {
             Need::SelfOrReader => is_self || principal.is_any_admin(),
             Need::SelfOr2faAdmin => is_self || principal.has(Role::TwofactorAdmin),
             Need::TwofactorAdmin => principal.has(Role::TwofactorAdmin),
+            Need::SelfOrFullAdmin => is_self || principal.has(Role::FullAdmin),
             Need::FullAdmin => principal.has(Role::FullAdmin),
             Need::AnyAdmin => principal.is_any_admin(),
             Need::OnlySelf => is_self,

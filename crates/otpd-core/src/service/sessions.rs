@@ -424,7 +424,7 @@ impl Service {
             .collect()
     }
 
-    /// Revokes one session of an account (itself or a full admin).
+    /// Revokes one session of an account (itself or a 2FA admin).
     pub async fn revoke_session(
         &self,
         principal: &Principal,
@@ -482,10 +482,7 @@ impl Service {
         name: &str,
         meta: &RequestMeta,
     ) -> CoreResult<NewApiKey> {
-        self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
-        if !principal.has(crate::Role::FullAdmin) {
-            self.authorize(principal, Some(username), Need::OnlySelf, false)?;
-        }
+        self.authorize(principal, Some(username), Need::SelfOrFullAdmin, false)?;
         if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
             return Err(CoreError::invalid(
                 "name",
@@ -566,10 +563,7 @@ impl Service {
         let Some((owner,)) = owner else {
             return Err(CoreError::NotFound("api key"));
         };
-        self.authorize(principal, Some(&owner), Need::SelfOr2faAdmin, false)?;
-        if !principal.has(crate::Role::FullAdmin) {
-            self.authorize(principal, Some(&owner), Need::OnlySelf, false)?;
-        }
+        self.authorize(principal, Some(&owner), Need::SelfOrFullAdmin, false)?;
         let mut tx = self.db().write.begin().await?;
         let done = sqlx::query("DELETE FROM api_keys WHERE id = $1")
             .bind(key_id.to_owned())
