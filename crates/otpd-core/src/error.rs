@@ -45,6 +45,17 @@ pub enum CoreError {
     /// A sealed value could not be opened: the master key does not match the database.
     #[error("sealed data cannot be opened with the configured master key")]
     Sealing,
+    /// The configured master key did not wrap this database's data keys: the instance must
+    /// not start (its ids are shown so the operator can tell which key file is which).
+    #[error(
+        "the configured master key (id {configured:08x}) is not the one this database's keys are wrapped under (id {needed:08x})"
+    )]
+    WrongMasterKey {
+        /// The id of the key this instance was given.
+        configured: u32,
+        /// The id of the key the database needs.
+        needed: u32,
+    },
     /// The database failed or is unreachable; details are logged, never returned. (HTTP 503.)
     #[error("storage unavailable")]
     Storage(#[source] sqlx::Error),

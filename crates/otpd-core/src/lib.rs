@@ -14,6 +14,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CoreError, CoreResult};
 pub use model::*;
 pub use password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, Passwords};
-pub use seal::{KeyRing, MasterKey, Purpose};
+pub use seal::{DataKey, KeyRing, MasterKey, Purpose, sealed_key_id};
 pub use service::*;
 pub use store::{Backend, Db, DbOptions};

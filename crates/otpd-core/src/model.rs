@@ -124,13 +124,159 @@ pub struct Account {
     pub password_disabled: bool,
     /// Whether an administrator locked the account.
     pub locked: bool,
-    /// Product profile attributes (the TrueNAS `UserEntry` fields), JSON.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub profile: serde_json::Value,
+    /// The TrueNAS `UserEntry` attributes (home, shell, groups, ...).
+    pub profile: Profile,
     /// Creation time (Unix seconds).
     pub created_at: i64,
     /// Last change (Unix seconds).
     pub updated_at: i64,
+}
+
+/// The TrueNAS `UserEntry` attributes of an account that otpd does not itself use, with the
+/// defaults of the TrueNAS user API (seed 001): otpd is not a Unix host, so it applies none of
+/// them, but it keeps what a TrueNAS client writes so that the client reads it back unchanged.
+/// Identity (uid, username, full name, e-mail, roles, locked, password) lives on [`Account`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Profile {
+    /// Home directory (TrueNAS default `/var/empty`).
+    pub home: String,
+    /// Login shell (TrueNAS default `/usr/bin/zsh`).
+    pub shell: String,
+    /// Whether the account may use SMB shares (default true).
+    pub smb: bool,
+    /// Container subuid mapping: `"DIRECT"`, a uid (1–4294967294), or null (default).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub userns_idmap: Option<UsernsIdmap>,
+    /// Primary group id, if set.
+    pub group: Option<u32>,
+    /// Auxiliary group ids.
+    pub groups: Vec<u32>,
+    /// Whether SSH password login is enabled (default false).
+    pub ssh_password_enabled: bool,
+    /// SSH public key(s), if any.
+    pub sshpubkey: Option<String>,
+    /// Allowed sudo commands.
+    pub sudo_commands: Vec<String>,
+    /// Allowed sudo commands without a password.
+    pub sudo_commands_nopasswd: Vec<String>,
+    /// Whether a password change is required at the next login (default false).
+    pub password_change_required: bool,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            home: "/var/empty".into(),
+            shell: "/usr/bin/zsh".into(),
+            smb: true,
+            userns_idmap: None,
+            group: None,
+            groups: Vec::new(),
+            ssh_password_enabled: false,
+            sshpubkey: None,
+            sudo_commands: Vec::new(),
+            sudo_commands_nopasswd: Vec::new(),
+            password_change_required: false,
+        }
+    }
+}
+
+/// `userns_idmap`: the keyword `DIRECT` or an explicit uid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum UsernsIdmap {
+    /// `"DIRECT"`: the uid is mapped directly into containers.
+    Direct(IdmapDirect),
+    /// An explicit target uid.
+    Uid(u32),
+}
+
+/// The only keyword `userns_idmap` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IdmapDirect {
+    /// `"DIRECT"`.
+    #[serde(rename = "DIRECT")]
+    Direct,
+}
+
+impl Profile {
+    /// The profile with the fields of `patch` (a JSON object of profile fields) replaced:
+    /// fields not named keep their values, so a client sends only what it changes (TrueNAS
+    /// `user.update` semantics). Unknown fields and bad values are refused.
+    pub fn merged(&self, patch: &serde_json::Value) -> CoreResult<Profile> {
+        let serde_json::Value::Object(changes) = patch else {
+            return Err(CoreError::invalid("profile", "must be a JSON object"));
+        };
+        let mut document =
+            serde_json::to_value(self).map_err(|e| CoreError::Internal(e.to_string().into()))?;
+        if let serde_json::Value::Object(fields) = &mut document {
+            for (key, value) in changes {
+                fields.insert(key.clone(), value.clone());
+            }
+        }
+        let profile: Profile = serde_json::from_value(document)
+            .map_err(|e| CoreError::invalid("profile", e.to_string()))?;
+        profile.validate()?;
+        Ok(profile)
+    }
+
+    /// The profile as stored, or the defaults where the stored document lacks a field.
+    pub(crate) fn from_stored(text: &str) -> CoreResult<Profile> {
+        Profile::default().merged(
+            &serde_json::from_str(text).map_err(|e| CoreError::Internal(e.to_string().into()))?,
+        )
+    }
+
+    fn validate(&self) -> CoreResult<()> {
+        let path = |field: &'static str, value: &str| {
+            if value.is_empty()
+                || !value.starts_with('/')
+                || value.len() > 1024
+                || value.chars().any(char::is_control)
+            {
+                Err(CoreError::invalid(
+                    field,
+                    "must be an absolute path of at most 1024 characters",
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        path("home", &self.home)?;
+        path("shell", &self.shell)?;
+        if let Some(UsernsIdmap::Uid(uid)) = self.userns_idmap
+            && (uid == 0 || uid == u32::MAX)
+        {
+            return Err(CoreError::invalid(
+                "userns_idmap",
+                "must be DIRECT, a uid from 1 to 4294967294, or null",
+            ));
+        }
+        if self.groups.len() > 1024 {
+            return Err(CoreError::invalid("groups", "at most 1024 groups"));
+        }
+        if self.sshpubkey.as_ref().is_some_and(|k| k.len() > 64 * 1024) {
+            return Err(CoreError::invalid("sshpubkey", "must be at most 64 KiB"));
+        }
+        for (field, commands) in [
+            ("sudo_commands", &self.sudo_commands),
+            ("sudo_commands_nopasswd", &self.sudo_commands_nopasswd),
+        ] {
+            if commands.len() > 256
+                || commands
+                    .iter()
+                    .any(|c| c.is_empty() || c.len() > 1024 || c.chars().any(char::is_control))
+            {
+                return Err(CoreError::invalid(
+                    field,
+                    "at most 256 commands, each 1 to 1024 characters without control characters",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The deployment's 2FA settings (DESIGN.md, Policy). One row in the database, so every

@@ -124,6 +124,17 @@ impl Db {
         Ok(())
     }
 
+    /// Begins a write transaction. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): another process on the same file (the CLI beside `otpd serve`) then makes
+    /// it wait out `busy_timeout` instead of failing with `SQLITE_BUSY_SNAPSHOT` when a
+    /// transaction that has read tries to write.
+    pub(crate) async fn begin(&self) -> CoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.write.begin().await?,
+        })
+    }
+
     /// The backend.
     pub fn backend(&self) -> Backend {
         self.backend

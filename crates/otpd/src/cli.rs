@@ -44,6 +44,30 @@ enum Command {
     Policy(PolicyCmd),
     /// Show the audit trail.
     Audit(AuditArgs),
+    /// Manage the keys that seal secrets at rest.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCmd {
+    /// Re-seal every TOTP secret and recovery code under a new data key, then delete the old
+    /// one. Running servers keep serving and pick the new key up by themselves.
+    Rotate {
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Show the master key id and the data keys with the values each seals.
+    Status {
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Wrap the data keys under a new master key read from FILE (`openssl rand -base64 32`).
+    /// Every instance must then be started with the new key.
+    Rewrap {
+        #[arg(long, value_name = "FILE")]
+        new_master_key_file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -316,8 +340,98 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Audit(args) => audit(&service, &p, args).await?,
+        Command::Keys(cmd) => keys(&service, &settings, &p, &meta, cmd).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn keys(
+    service: &Service,
+    settings: &Settings,
+    p: &Principal,
+    meta: &RequestMeta,
+    cmd: KeysCmd,
+) -> anyhow::Result<()> {
+    match cmd {
+        KeysCmd::Rotate { out } => {
+            // Drawn on stderr only when it is a terminal (indicatif hides it otherwise).
+            let bar =
+                indicatif::ProgressBar::new(0).with_style(indicatif::ProgressStyle::with_template(
+                    "re-sealing {bar:40} {pos}/{len} values ({per_sec}, {eta} left)",
+                )?);
+            let report = service
+                .rotate_keys(p, meta, &mut |done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                })
+                .await?;
+            bar.finish_and_clear();
+            if out.json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "active data key {}: re-sealed {} secrets and {} recovery codes, deleted {} old key(s)",
+                    report.active_key,
+                    report.resealed_secrets,
+                    report.resealed_recovery_codes,
+                    report.deleted_keys
+                );
+            }
+        }
+        KeysCmd::Status { out } => {
+            let status = service.key_status(p).await?;
+            if out.json {
+                print_json(&status)?;
+            } else {
+                println!("master key {}", status.master_key);
+                for k in status.data_keys {
+                    println!(
+                        "data key {} {:<8} created {}  {} secrets, {} recovery codes",
+                        k.id, k.state, k.created_at, k.secrets, k.recovery_codes
+                    );
+                }
+            }
+        }
+        KeysCmd::Rewrap {
+            new_master_key_file,
+        } => {
+            let new = boot::read_key_file(&new_master_key_file)?;
+            let (current, source) = boot::master_key(settings)?;
+            if new.id() == current.id() {
+                bail!("the new master key is the current one");
+            }
+            let staged = match &source {
+                boot::KeySource::DataDir(path) => Some(boot::stage_key_file(path, &new)?),
+                _ => None,
+            };
+            let n = match service.rewrap_keys(p, &new, meta).await {
+                Ok(n) => n,
+                Err(e) => {
+                    if let Some(staged) = staged {
+                        let _ = std::fs::remove_file(staged);
+                    }
+                    return Err(e.into());
+                }
+            };
+            match (source, staged) {
+                (boot::KeySource::DataDir(path), Some(staged)) => {
+                    boot::install_key_file(&staged, &path)?;
+                    println!(
+                        "{n} data key(s) now wrapped under master key {:08x}, written to {}; \
+                         restart otpd to use it",
+                        new.id(),
+                        path.display()
+                    );
+                }
+                _ => println!(
+                    "{n} data key(s) now wrapped under master key {:08x}; start every instance \
+                     with it (OTPD_MASTER_KEY or OTPD_MASTER_KEY_FILE) from now on",
+                    new.id()
+                ),
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn account(

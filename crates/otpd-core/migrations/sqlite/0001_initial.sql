@@ -2,6 +2,18 @@
 -- text per operation works on both (sqlx Any): booleans and timestamps are BIGINT (0/1, unix
 -- seconds), ids and JSON are TEXT, sealed values are BLOB.
 
+-- Data keys (seal.rs): random keys wrapped by the operator's master key. Exactly one is
+-- active (the partial unique index); retired ones are deleted by `keys rotate` once no value
+-- refers to them (the foreign keys below make that check the database's).
+CREATE TABLE data_keys (
+    id         BIGINT PRIMARY KEY,                -- the key id in every value it seals
+    state      TEXT NOT NULL,                     -- active | retired
+    wrapped    BLOB NOT NULL,                     -- sealed under the master key
+    created_at BIGINT NOT NULL,
+    retired_at BIGINT
+);
+CREATE UNIQUE INDEX data_keys_one_active ON data_keys(state) WHERE state = 'active';
+
 CREATE TABLE accounts (
     id            TEXT PRIMARY KEY,
     uid           BIGINT NOT NULL UNIQUE,
@@ -23,6 +35,7 @@ CREATE TABLE authenticators (
     kind            TEXT NOT NULL DEFAULT 'totp',
     state           TEXT NOT NULL,               -- pending | active
     secret          BLOB NOT NULL,               -- sealed (AEAD, see seal.rs)
+    key_id          BIGINT NOT NULL REFERENCES data_keys(id),
     algorithm       TEXT NOT NULL,
     digits          BIGINT NOT NULL,
     interval_secs   BIGINT NOT NULL,
@@ -40,15 +53,18 @@ CREATE TABLE authenticators (
 );
 -- One authenticator of a kind per account for now; dropping this index allows several.
 CREATE UNIQUE INDEX authenticators_account_kind ON authenticators(account_id, kind);
+CREATE INDEX authenticators_key ON authenticators(key_id);   -- keys rotate, and the FK check
 
 CREATE TABLE recovery_codes (
     id         TEXT PRIMARY KEY,
     account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
     lookup     TEXT NOT NULL,                    -- keyed hash of the code: consumed by one DELETE
     sealed     BLOB NOT NULL,                    -- the code itself, sealed, so its owner can list it
+    key_id     BIGINT NOT NULL REFERENCES data_keys(id),
     created_at BIGINT NOT NULL
 );
 CREATE UNIQUE INDEX recovery_codes_lookup ON recovery_codes(account_id, lookup);
+CREATE INDEX recovery_codes_key ON recovery_codes(key_id);
 
 CREATE TABLE sessions (
     id               TEXT PRIMARY KEY,

@@ -5,7 +5,8 @@ use super::{Audit, Need, Outcome, Service, Shown, new_id};
 use crate::model::{roles_from_db, roles_to_db};
 use crate::store::{flag, is_unique_violation};
 use crate::{
-    Account, CoreError, CoreResult, Passwords, Principal, RequestMeta, Role, Roles, Username,
+    Account, CoreError, CoreResult, Passwords, Principal, Profile, RequestMeta, Role, Roles,
+    Username,
 };
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -25,7 +26,8 @@ pub struct NewAccount {
     pub full_name: String,
     /// E-mail address.
     pub email: Option<String>,
-    /// Product profile attributes (JSON object), if any.
+    /// Profile attributes to set (a JSON object of [`Profile`](crate::Profile) fields);
+    /// the others take their TrueNAS defaults.
     pub profile: Option<serde_json::Value>,
 }
 
@@ -38,7 +40,8 @@ pub struct AccountPatch {
     pub email: Option<Option<String>>,
     /// New roles (full admins only).
     pub roles: Option<Roles>,
-    /// New profile attributes (replaces the object).
+    /// Profile attributes to change (a JSON object of [`Profile`](crate::Profile) fields);
+    /// the others keep their values.
     pub profile: Option<serde_json::Value>,
 }
 
@@ -61,7 +64,7 @@ pub(crate) fn account_from_row(row: &AnyRow) -> CoreResult<AccountRow> {
             roles: roles_from_db(&row.try_get::<String, _>("roles")?),
             password_disabled: password_hash.is_none(),
             locked: row.try_get::<i64, _>("locked")? != 0,
-            profile: serde_json::from_str(&profile).unwrap_or(serde_json::Value::Null),
+            profile: Profile::from_stored(&profile)?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
         },
@@ -92,15 +95,8 @@ fn validate_email(email: &str) -> CoreResult<()> {
     }
 }
 
-fn validate_profile(profile: &serde_json::Value) -> CoreResult<String> {
-    if !profile.is_object() {
-        return Err(CoreError::invalid("profile", "must be a JSON object"));
-    }
-    let text = profile.to_string();
-    if text.len() > 64 * 1024 {
-        return Err(CoreError::invalid("profile", "must be at most 64 KiB"));
-    }
-    Ok(text)
+fn to_json(profile: &Profile) -> CoreResult<String> {
+    serde_json::to_string(profile).map_err(|e| CoreError::Internal(e.to_string().into()))
 }
 
 impl Service {
@@ -143,7 +139,11 @@ impl Service {
         if let Some(email) = &new.email {
             validate_email(email)?;
         }
-        let profile = validate_profile(new.profile.as_ref().unwrap_or(&serde_json::json!({})))?;
+        let profile = match &new.profile {
+            Some(patch) => Profile::default().merged(patch)?,
+            None => Profile::default(),
+        };
+        let profile = to_json(&profile)?;
         let hash = match new.password {
             Some(password) => {
                 Passwords::validate(&password)?;
@@ -153,7 +153,7 @@ impl Service {
         };
         let id = new_id();
         let now = self.now();
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         if self
             .find_account(&mut tx, username.as_str())
             .await?
@@ -266,9 +266,12 @@ impl Service {
         if let Some(Some(email)) = &patch.email {
             validate_email(email)?;
         }
-        let profile = patch.profile.as_ref().map(validate_profile).transpose()?;
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         let current = self.require_account(&mut tx, username).await?.account;
+        let profile = match &patch.profile {
+            Some(changes) => current.profile.merged(changes)?,
+            None => current.profile.clone(),
+        };
         if let Some(roles) = &patch.roles
             && current.roles.contains(&Role::FullAdmin)
             && !roles.contains(&Role::FullAdmin)
@@ -281,7 +284,7 @@ impl Service {
         .bind(patch.full_name.unwrap_or(current.full_name))
         .bind(patch.email.unwrap_or(current.email))
         .bind(roles_to_db(patch.roles.as_ref().unwrap_or(&current.roles)))
-        .bind(profile.unwrap_or_else(|| current.profile.to_string()))
+        .bind(to_json(&profile)?)
         .bind(self.now())
         .bind(current.id.clone())
         .execute(&mut *tx)
@@ -306,7 +309,7 @@ impl Service {
         meta: &RequestMeta,
     ) -> CoreResult<()> {
         self.authorize(principal, Some(username), Need::FullAdmin, false)?;
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         let account = self.require_account(&mut tx, username).await?.account;
         if account.roles.contains(&Role::FullAdmin) {
             self.ensure_other_full_admin(&mut tx, &account.id).await?;
@@ -350,7 +353,7 @@ impl Service {
             }
             None => None,
         };
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         let account = self.require_account(&mut tx, username).await?.account;
         sqlx::query("UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3")
             .bind(hash)
@@ -380,7 +383,7 @@ impl Service {
         meta: &RequestMeta,
     ) -> CoreResult<Account> {
         self.authorize(principal, Some(username), Need::FullAdmin, false)?;
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         let account = self.require_account(&mut tx, username).await?.account;
         if locked && account.roles.contains(&Role::FullAdmin) {
             self.ensure_other_full_admin(&mut tx, &account.id).await?;

@@ -79,7 +79,7 @@ impl Service {
         policy.validate()?;
         let document = serde_json::to_string(&policy)
             .map_err(|e| CoreError::Internal(e.to_string().into()))?;
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         sqlx::query("UPDATE policy SET document = $1, updated_at = $2 WHERE id = 1")
             .bind(document)
             .bind(self.now())

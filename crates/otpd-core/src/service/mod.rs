@@ -4,19 +4,21 @@
 
 mod accounts;
 mod admin;
+mod keys;
 mod recovery;
 mod sessions;
 mod totp;
 
 pub use accounts::{AccountPatch, NewAccount};
 pub use admin::{AuditEvent, AuditQuery};
+pub use keys::{DataKeyInfo, KeyStatus, Rotation};
 pub use sessions::{ApiKeyInfo, LoginOutcome, NewApiKey, SessionInfo, Token};
 pub use totp::{Enrollment, Provisioned, Renewal, TotpOptions, TotpStatus};
 
 use crate::store::Db;
 use crate::{
-    Clock, CoreError, CoreResult, KeyRing, Passwords, Policy, Principal, Purpose, RequestMeta,
-    Role, SessionKind,
+    Clock, CoreError, CoreResult, MasterKey, Passwords, Policy, Principal, RequestMeta, Role,
+    SessionKind,
 };
 use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
@@ -33,7 +35,7 @@ pub struct Service {
 
 struct Inner {
     db: Db,
-    keys: KeyRing,
+    keys: keys::Keys,
     clock: Arc<dyn Clock>,
     passwords: Passwords,
 }
@@ -115,16 +117,17 @@ const INSERT_AUDIT: &str = "INSERT INTO audit_events (at, actor, account, action
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 impl Service {
-    /// A service over `db`, sealing with `keys`, reading time from `clock`.
+    /// A service over `db`, its data keys wrapped by `master`, reading time from `clock`.
     ///
-    /// Refuses (with [`CoreError::Sealing`]) when the database holds sealed values that the
-    /// key ring cannot open: an instance with the wrong master key must not serve answers.
+    /// Refuses (with [`CoreError::WrongMasterKey`]) when `master` did not wrap the
+    /// database's data keys: an instance with the wrong master key must not serve answers.
     pub async fn new(
         db: Db,
-        keys: KeyRing,
+        master: MasterKey,
         clock: Arc<dyn Clock>,
         passwords: Passwords,
     ) -> CoreResult<Self> {
+        let keys = keys::Keys::open(master, &db, clock.now()).await?;
         let service = Service {
             inner: Arc::new(Inner {
                 db,
@@ -141,22 +144,7 @@ impl Service {
             .bind(now)
             .execute(&service.inner.db.write)
             .await?;
-        service.check_master_key().await?;
         Ok(service)
-    }
-
-    async fn check_master_key(&self) -> CoreResult<()> {
-        use sqlx::Row;
-        let sample =
-            sqlx::query("SELECT id, secret FROM authenticators ORDER BY created_at LIMIT 1")
-                .fetch_optional(&self.inner.db.read)
-                .await?;
-        if let Some(row) = sample {
-            let id: String = row.try_get("id")?;
-            let sealed: Vec<u8> = row.try_get("secret")?;
-            self.inner.keys.open(Purpose::TotpSecret, &id, &sealed)?;
-        }
-        Ok(())
     }
 
     /// The database (for health checks and shutdown).
@@ -166,10 +154,6 @@ impl Service {
 
     pub(crate) fn now(&self) -> i64 {
         self.inner.clock.now()
-    }
-
-    pub(crate) fn keys(&self) -> &KeyRing {
-        &self.inner.keys
     }
 
     pub(crate) fn passwords(&self) -> &Passwords {

@@ -53,15 +53,17 @@ impl Service {
             .execute(&mut *conn)
             .await?;
         let now = self.now();
+        let ring = self.sealing_ring(&mut *conn).await?;
         let mut shown = Vec::new();
         for _ in 0..count {
             let code = generate()?;
             let id = new_id();
-            sqlx::query("INSERT INTO recovery_codes (id, account_id, lookup, sealed, created_at) VALUES ($1, $2, $3, $4, $5)")
+            sqlx::query("INSERT INTO recovery_codes (id, account_id, lookup, sealed, key_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(id.clone())
                 .bind(account_id.to_owned())
-                .bind(self.keys().lookup(account_id, &code))
-                .bind(self.keys().seal(Purpose::RecoveryCode, &id, code.as_bytes())?)
+                .bind(ring.lookup(account_id, &code))
+                .bind(ring.seal(Purpose::RecoveryCode, &id, code.as_bytes())?)
+                .bind(i64::from(ring.active().id()))
                 .bind(now)
                 .execute(&mut *conn)
                 .await?;
@@ -77,7 +79,8 @@ impl Service {
         account_id: &str,
         code: &str,
     ) -> CoreResult<bool> {
-        for lookup in self.keys().lookups(account_id, code) {
+        let ring = self.lookup_ring(&mut *conn).await?;
+        for lookup in ring.lookups(account_id, code) {
             let done =
                 sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1 AND lookup = $2")
                     .bind(account_id.to_owned())

@@ -136,7 +136,7 @@ impl Service {
         .bind(account.id.clone())
         .fetch_optional(&self.db().read)
         .await?;
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         let outcome = match factor {
             Some((enabled,)) if enabled != 0 && policy.second_factor_at_login => {
                 let challenge = self
@@ -234,7 +234,7 @@ impl Service {
             });
         };
         let policy = self.policy_now().await?;
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         // The challenge is single use: whoever deletes it makes the session.
         let deleted = sqlx::query("DELETE FROM sessions WHERE id = $1")
             .bind(challenge_id)
@@ -371,7 +371,7 @@ impl Service {
                 "this request was not made with a session",
             ));
         };
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         sqlx::query("DELETE FROM sessions WHERE id = $1")
             .bind(id.clone())
             .execute(&mut *tx)
@@ -433,7 +433,7 @@ impl Service {
         meta: &RequestMeta,
     ) -> CoreResult<()> {
         self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         let account = self.require_account(&mut tx, username).await?.account;
         let done = sqlx::query("DELETE FROM sessions WHERE id = $1 AND account_id = $2")
             .bind(session_id.to_owned())
@@ -490,7 +490,7 @@ impl Service {
             ));
         }
         let (key, hash) = new_token(API_KEY_PREFIX)?;
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         let account = self.require_account(&mut tx, username).await?.account;
         let info = ApiKeyInfo {
             id: new_id(),
@@ -564,7 +564,7 @@ impl Service {
             return Err(CoreError::NotFound("api key"));
         };
         self.authorize(principal, Some(&owner), Need::SelfOrFullAdmin, false)?;
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         let done = sqlx::query("DELETE FROM api_keys WHERE id = $1")
             .bind(key_id.to_owned())
             .execute(&mut *tx)

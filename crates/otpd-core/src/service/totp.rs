@@ -152,6 +152,15 @@ struct Authenticator {
     last_used_at: Option<i64>,
 }
 
+/// A new secret sealed for its row.
+struct SealedSecret {
+    id: String,
+    secret: Secret,
+    sealed: Vec<u8>,
+    key_id: i64,
+    fingerprint: String,
+}
+
 /// Everything one verification needs, read in one query.
 struct Subject {
     account_id: String,
@@ -298,30 +307,38 @@ impl Service {
         })
     }
 
-    fn open_secret(&self, auth: &Authenticator) -> CoreResult<Secret> {
-        let bytes = self
-            .keys()
-            .open(Purpose::TotpSecret, &auth.id, &auth.secret)?;
+    async fn open_secret(&self, auth: &Authenticator) -> CoreResult<Secret> {
+        let bytes = self.opening_ring(&auth.secret).await?.open(
+            Purpose::TotpSecret,
+            &auth.id,
+            &auth.secret,
+        )?;
         Secret::from_bytes(bytes.to_vec()).map_err(|_| CoreError::Sealing)
     }
 
-    /// A fresh secret for a new authenticator row: the row id, the secret, the secret
-    /// sealed for that row, and its fingerprint.
-    fn new_sealed_secret(&self) -> CoreResult<(String, Secret, Vec<u8>, String)> {
+    /// A fresh secret for a new authenticator row, sealed inside `conn`'s transaction.
+    async fn new_sealed_secret(&self, conn: &mut AnyConnection) -> CoreResult<SealedSecret> {
         let secret = Secret::generate(Secret::DEFAULT_LEN)
             .map_err(|_| CoreError::Internal("system RNG failed".into()))?;
-        let id = new_id();
-        let (sealed, fingerprint) = self.seal_secret(&id, &secret)?;
-        Ok((id, secret, sealed, fingerprint))
+        self.seal_secret(conn, new_id(), secret).await
     }
 
-    /// Seals `secret` for the row `id` and returns the sealed bytes and fingerprint.
-    fn seal_secret(&self, id: &str, secret: &Secret) -> CoreResult<(Vec<u8>, String)> {
-        Ok((
-            self.keys()
-                .seal(Purpose::TotpSecret, id, secret.as_bytes())?,
-            secret.fingerprint(),
-        ))
+    /// Seals `secret` for the row `id` under the database's active key (read in `conn`'s
+    /// transaction, so never under a key another instance has retired).
+    async fn seal_secret(
+        &self,
+        conn: &mut AnyConnection,
+        id: String,
+        secret: Secret,
+    ) -> CoreResult<SealedSecret> {
+        let ring = self.sealing_ring(conn).await?;
+        Ok(SealedSecret {
+            sealed: ring.seal(Purpose::TotpSecret, &id, secret.as_bytes())?,
+            key_id: i64::from(ring.active().id()),
+            fingerprint: secret.fingerprint(),
+            id,
+            secret,
+        })
     }
 
     /// Begins an enrollment: a pending secret that becomes active when confirmed with a
@@ -334,11 +351,17 @@ impl Service {
         meta: &RequestMeta,
     ) -> CoreResult<Enrollment> {
         self.authorize(principal, Some(username), Need::SelfOr2faAdmin, true)?;
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         let subject = self.subject(&mut tx, username).await?;
         refuse_if_active(&subject)?;
         let p = params(options, policy_params(&subject.policy)?)?;
-        let (id, secret, sealed, fingerprint) = self.new_sealed_secret()?;
+        let SealedSecret {
+            id,
+            secret,
+            sealed,
+            key_id,
+            fingerprint,
+        } = self.new_sealed_secret(&mut tx).await?;
         let now = self.now();
         let expires_at = now.saturating_add(to_i64(subject.policy.enrollment_secs));
         sqlx::query("DELETE FROM authenticators WHERE account_id = $1 AND kind = 'totp' AND state = 'pending'")
@@ -346,8 +369,8 @@ impl Service {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO authenticators (id, account_id, kind, state, secret, algorithm, digits, interval_secs, enabled, comment, fingerprint, drift, failed_attempts, expires_at, created_at) \
-             VALUES ($1, $2, 'totp', 'pending', $3, $4, $5, $6, 1, '', $7, 0, 0, $8, $9)",
+            "INSERT INTO authenticators (id, account_id, kind, state, secret, key_id, algorithm, digits, interval_secs, enabled, comment, fingerprint, drift, failed_attempts, expires_at, created_at) \
+             VALUES ($1, $2, 'totp', 'pending', $3, $10, $4, $5, $6, 1, '', $7, 0, 0, $8, $9)",
         )
         .bind(id)
         .bind(subject.account_id.clone())
@@ -358,6 +381,7 @@ impl Service {
         .bind(fingerprint)
         .bind(expires_at)
         .bind(now)
+        .bind(key_id)
         .execute(&mut *tx)
         .await?;
         let actor = principal.actor();
@@ -418,7 +442,7 @@ impl Service {
                 reason: VerifyReason::Locked,
             });
         }
-        let secret = self.open_secret(auth)?;
+        let secret = self.open_secret(auth).await?;
         let check = Check {
             now: u64::try_from(now).unwrap_or(0),
             window: window(&subject.policy),
@@ -439,7 +463,7 @@ impl Service {
                 reason: VerifyReason::Invalid,
             });
         };
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         let done = sqlx::query(
             "UPDATE authenticators SET state = 'active', last_used_step = $1, drift = $2, failed_attempts = 0, locked_until = NULL, \
              expires_at = NULL, last_used_at = $3 WHERE id = $4 AND state = 'pending'",
@@ -492,11 +516,17 @@ impl Service {
         meta: &RequestMeta,
     ) -> CoreResult<Provisioned> {
         self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         let subject = self.subject(&mut tx, username).await?;
         refuse_if_active(&subject)?;
         let p = params(options, policy_params(&subject.policy)?)?;
-        let (id, secret, sealed, fingerprint) = self.new_sealed_secret()?;
+        let SealedSecret {
+            id,
+            secret,
+            sealed,
+            key_id,
+            fingerprint,
+        } = self.new_sealed_secret(&mut tx).await?;
         let now = self.now();
         let totp = Totp::new(p.algorithm, p.digits, p.interval);
         let now_u = u64::try_from(now).unwrap_or(0);
@@ -506,8 +536,8 @@ impl Service {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO authenticators (id, account_id, kind, state, secret, algorithm, digits, interval_secs, enabled, comment, fingerprint, last_used_step, drift, failed_attempts, created_at) \
-             VALUES ($1, $2, 'totp', 'active', $3, $4, $5, $6, 1, '', $7, $8, 0, 0, $9)",
+            "INSERT INTO authenticators (id, account_id, kind, state, secret, key_id, algorithm, digits, interval_secs, enabled, comment, fingerprint, last_used_step, drift, failed_attempts, created_at) \
+             VALUES ($1, $2, 'totp', 'active', $3, $10, $4, $5, $6, 1, '', $7, $8, 0, 0, $9)",
         )
         .bind(id)
         .bind(subject.account_id.clone())
@@ -518,6 +548,7 @@ impl Service {
         .bind(fingerprint.clone())
         .bind(to_i64(totp.step(now_u)))
         .bind(now)
+        .bind(key_id)
         .execute(&mut *tx)
         .await?;
         let recovery_codes = self
@@ -580,10 +611,16 @@ impl Service {
             .await?;
         let secret = Secret::generate(Secret::DEFAULT_LEN)
             .map_err(|_| CoreError::Internal("system RNG failed".into()))?;
-        let (sealed, fingerprint) = self.seal_secret(&auth.id, &secret)?;
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
+        let SealedSecret {
+            secret,
+            sealed,
+            key_id,
+            fingerprint,
+            ..
+        } = self.seal_secret(&mut tx, auth.id.clone(), secret).await?;
         sqlx::query(
-            "UPDATE authenticators SET secret = $1, algorithm = $2, digits = $3, interval_secs = $4, fingerprint = $5, last_used_step = NULL, \
+            "UPDATE authenticators SET secret = $1, key_id = $8, algorithm = $2, digits = $3, interval_secs = $4, fingerprint = $5, last_used_step = NULL, \
              drift = 0, failed_attempts = 0, locked_until = NULL, renewed_at = $6 WHERE id = $7",
         )
         .bind(sealed)
@@ -593,6 +630,7 @@ impl Service {
         .bind(fingerprint.clone())
         .bind(self.now())
         .bind(auth.id.clone())
+        .bind(key_id)
         .execute(&mut *tx)
         .await?;
         self.revoke_sessions_tx(&mut tx, &subject.account_id, principal)
@@ -639,7 +677,7 @@ impl Service {
                 "must be at most 256 characters, without control characters",
             ));
         }
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         let subject = self.subject(&mut tx, username).await?;
         let auth = subject
             .authenticator
@@ -695,7 +733,7 @@ impl Service {
         }
         self.step_up(principal, &subject, step_up_code, meta)
             .await?;
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         sqlx::query("DELETE FROM authenticators WHERE account_id = $1 AND kind = 'totp'")
             .bind(subject.account_id.clone())
             .execute(&mut *tx)
@@ -774,7 +812,7 @@ impl Service {
         }
 
         if let Some(recovery) = recovery_shape(code) {
-            let mut tx = self.db().write.begin().await?;
+            let mut tx = self.db().begin().await?;
             if self
                 .consume_recovery_code(&mut tx, &subject.account_id, &recovery)
                 .await?
@@ -806,7 +844,7 @@ impl Service {
         }
 
         let code = parse_code(code, auth.digits)?;
-        let secret = self.open_secret(auth)?;
+        let secret = self.open_secret(auth).await?;
         let check = Check {
             now: u64::try_from(now).unwrap_or(0),
             window: window(&subject.policy),
@@ -831,7 +869,7 @@ impl Service {
         } else {
             auth.drift
         };
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         let claimed = sqlx::query(
             "UPDATE authenticators SET last_used_step = $1, drift = $2, failed_attempts = 0, locked_until = NULL, last_used_at = $3 \
              WHERE id = $4 AND state = 'active' AND enabled = 1 AND (last_used_step IS NULL OR last_used_step < $1) \
@@ -879,7 +917,7 @@ impl Service {
     ) -> CoreResult<()> {
         let now = self.now();
         let until = now.saturating_add(to_i64(subject.policy.lockout_secs));
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         sqlx::query(
             "UPDATE authenticators SET \
              locked_until = CASE WHEN failed_attempts + 1 >= $1 THEN $2 ELSE locked_until END, \
@@ -943,7 +981,7 @@ impl Service {
                 reason: VerifyReason::Locked,
             });
         }
-        let secret = self.open_secret(auth)?;
+        let secret = self.open_secret(auth).await?;
         let range = Window::new(u64::from(subject.policy.resync_range))
             .map_err(|_| CoreError::Internal("bad resync range".into()))?;
         let last = auth.last_used_step.and_then(|s| u64::try_from(s).ok());
@@ -968,7 +1006,7 @@ impl Service {
                 reason: VerifyReason::Invalid,
             });
         };
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         let claimed = sqlx::query(
             "UPDATE authenticators SET last_used_step = $1, drift = $2, failed_attempts = 0, locked_until = NULL, last_used_at = $3 \
              WHERE id = $4 AND (last_used_step IS NULL OR last_used_step < $1)",
@@ -1020,7 +1058,7 @@ impl Service {
             .authenticator
             .as_ref()
             .ok_or(CoreError::NotFound("authenticator"))?;
-        let secret = self.open_secret(auth)?;
+        let secret = self.open_secret(auth).await?;
         let p = Params {
             algorithm: auth.algorithm,
             digits: auth.digits,
@@ -1136,7 +1174,7 @@ impl Service {
         }
         self.step_up(principal, &subject, step_up_code, meta)
             .await?;
-        let mut tx = self.db().write.begin().await?;
+        let mut tx = self.db().begin().await?;
         let codes = self
             .replace_recovery_codes(
                 &mut tx,
@@ -1175,15 +1213,18 @@ impl Service {
         .bind(subject.account_id)
         .fetch_all(&mut *conn)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let id: String = r.try_get("id")?;
-                let sealed: Vec<u8> = r.try_get("sealed")?;
-                let plain = self.keys().open(Purpose::RecoveryCode, &id, &sealed)?;
-                let text = std::str::from_utf8(&plain).map_err(|_| CoreError::Sealing)?;
-                Ok(Shown::new(format_recovery_code(text)))
-            })
-            .collect()
+        let mut codes = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let sealed: Vec<u8> = row.try_get("sealed")?;
+            let plain =
+                self.opening_ring(&sealed)
+                    .await?
+                    .open(Purpose::RecoveryCode, &id, &sealed)?;
+            let text = std::str::from_utf8(&plain).map_err(|_| CoreError::Sealing)?;
+            codes.push(Shown::new(format_recovery_code(text)));
+        }
+        Ok(codes)
     }
 }
 

@@ -10,7 +10,7 @@ pub const T0: i64 = 1_795_305_615;
 pub struct Env {
     pub service: Service,
     pub clock: ManualClock,
-    pub keys: KeyRing,
+    pub master: MasterKey,
     pub dir: tempfile::TempDir,
 }
 
@@ -28,24 +28,24 @@ pub fn db_url(dir: &tempfile::TempDir) -> String {
 
 pub async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let keys = KeyRing::new(MasterKey::generate().unwrap(), vec![]);
+    let master = MasterKey::generate().unwrap();
     let clock = ManualClock::new(T0);
-    let service = start(&dir, keys.clone(), clock.clone()).await.unwrap();
+    let service = start(&dir, master.clone(), clock.clone()).await.unwrap();
     Env {
         service,
         clock,
-        keys,
+        master,
         dir,
     }
 }
 
 pub async fn start(
     dir: &tempfile::TempDir,
-    keys: KeyRing,
+    master: MasterKey,
     clock: ManualClock,
 ) -> CoreResult<Service> {
     let db = Db::connect(&db_url(dir), &DbOptions::default()).await?;
-    Service::new(db, keys, Arc::new(clock), Passwords::new(2).await?).await
+    Service::new(db, master, Arc::new(clock), Passwords::new(2).await?).await
 }
 
 pub fn pw(s: &str) -> Zeroizing<String> {

@@ -342,18 +342,17 @@ async fn a_wrong_master_key_refuses_to_start() {
     let env = env().await;
     env.account("fay", &[]).await;
     env.enroll("fay").await;
-    let wrong = KeyRing::new(MasterKey::generate().unwrap(), vec![]);
-    let r = start(&env.dir, wrong, env.clock.clone()).await;
-    assert!(matches!(r, Err(CoreError::Sealing)), "{:?}", r.err());
-    // The right key (or a ring that still holds it) starts.
-    start(&env.dir, env.keys.clone(), env.clock.clone())
+    let wrong = MasterKey::generate().unwrap();
+    let r = start(&env.dir, wrong.clone(), env.clock.clone()).await;
+    assert!(
+        matches!(r, Err(CoreError::WrongMasterKey { configured, needed })
+            if configured == wrong.id() && needed == env.master.id()),
+        "{:?}",
+        r.err()
+    );
+    start(&env.dir, env.master.clone(), env.clock.clone())
         .await
         .unwrap();
-    let rotated = KeyRing::new(
-        MasterKey::generate().unwrap(),
-        vec![env.keys.active().clone()],
-    );
-    start(&env.dir, rotated, env.clock.clone()).await.unwrap();
 }
 
 #[tokio::test]
@@ -496,4 +495,81 @@ async fn every_mutation_is_audited() {
 
 fn forbidden<T>(r: &CoreResult<T>) -> bool {
     matches!(r, Err(CoreError::Forbidden(_)))
+}
+
+#[tokio::test]
+async fn profiles_take_truenas_defaults_and_merge_changes() {
+    let env = env().await;
+    let created = env
+        .service
+        .create_account(
+            &Principal::Cli,
+            NewAccount {
+                username: "pat".into(),
+                profile: Some(serde_json::json!({"groups": [545], "userns_idmap": "DIRECT"})),
+                ..NewAccount::default()
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let p = &created.profile;
+    assert_eq!(
+        (
+            p.home.as_str(),
+            p.shell.as_str(),
+            p.smb,
+            p.groups.as_slice()
+        ),
+        ("/var/empty", "/usr/bin/zsh", true, &[545][..])
+    );
+    assert_eq!(
+        p.userns_idmap,
+        Some(UsernsIdmap::Direct(IdmapDirect::Direct))
+    );
+    let patch = |profile: serde_json::Value| AccountPatch {
+        profile: Some(profile),
+        ..AccountPatch::default()
+    };
+    let updated = env
+        .service
+        .update_account(
+            &Principal::Cli,
+            "pat",
+            patch(serde_json::json!({"shell": "/usr/bin/bash", "userns_idmap": 4000})),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.profile.shell, "/usr/bin/bash");
+    assert_eq!(
+        updated.profile.groups,
+        vec![545],
+        "unnamed fields keep their values"
+    );
+    assert_eq!(updated.profile.userns_idmap, Some(UsernsIdmap::Uid(4000)));
+    for bad in [
+        serde_json::json!({"home": "relative/path"}),
+        serde_json::json!({"shell": ""}),
+        serde_json::json!({"userns_idmap": 0}),
+        serde_json::json!({"userns_idmap": "INDIRECT"}),
+        serde_json::json!({"no_such_field": 1}),
+        serde_json::json!({"sudo_commands": [""]}),
+        serde_json::json!(["not", "an", "object"]),
+    ] {
+        let r = env
+            .service
+            .update_account(&Principal::Cli, "pat", patch(bad.clone()), &meta())
+            .await;
+        assert!(matches!(r, Err(CoreError::Invalid { .. })), "{bad}: {r:?}");
+    }
+    let again = env
+        .service
+        .get_account(&Principal::Cli, "pat")
+        .await
+        .unwrap();
+    assert_eq!(
+        again.profile, updated.profile,
+        "refused changes changed nothing"
+    );
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
+mod keys;
 mod lifecycle;
 mod login;
 mod verification;

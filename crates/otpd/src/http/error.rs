@@ -128,8 +128,8 @@ impl IntoResponse for ApiError {
                         tracing::error!(error = %err, "storage error");
                         problem(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", detail)
                     }
-                    CoreError::Sealing => {
-                        tracing::error!("a sealed value could not be opened with the configured master key");
+                    CoreError::Sealing | CoreError::WrongMasterKey { .. } => {
+                        tracing::error!(error = %detail, "a sealed value could not be opened");
                         problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into())
                     }
                     CoreError::Internal(why) => {

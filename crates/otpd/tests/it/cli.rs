@@ -349,3 +349,115 @@ fn send_sigterm(pid: u32) {
         .unwrap();
     assert!(status.success());
 }
+
+/// `otpd keys rotate` and `keys rewrap` from the command line while a server serves the
+/// same database: the server never stops answering, and answers right.
+#[tokio::test]
+async fn keys_rotate_and_rewrap_beside_a_running_server() {
+    use crate::helpers::spawn_app;
+    use reqwest::{Method, StatusCode};
+    let app = spawn_app().await;
+    let token = app.account("carol", &[]).await;
+    let (secret, codes) = app.enroll("carol", &token).await;
+    let d = app.data_dir().to_path_buf();
+    let cli = move |args: &[&str]| {
+        let out = otpd(&d, args, None);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap_or_default()
+    };
+    let verify = |code: String| {
+        let app = &app;
+        let admin = app.admin.clone();
+        async move {
+            app.call(
+                Method::POST,
+                "/api/v1/accounts/carol/totp/verify",
+                Some(&admin),
+                Some(serde_json::json!({ "code": code })),
+                StatusCode::OK,
+            )
+            .await
+        }
+    };
+
+    let before = cli(&["keys", "status", "--json"]);
+    assert_eq!(before["data_keys"].as_array().unwrap().len(), 1);
+    assert_eq!(before["data_keys"][0]["secrets"], 1);
+    assert_eq!(before["data_keys"][0]["recovery_codes"], 10);
+
+    let report = cli(&["keys", "rotate", "--json"]);
+    assert_eq!(
+        (
+            report["resealed_secrets"].as_u64(),
+            report["resealed_recovery_codes"].as_u64(),
+            report["deleted_keys"].as_u64()
+        ),
+        (Some(1), Some(10), Some(1))
+    );
+    let after = cli(&["keys", "status", "--json"]);
+    assert_eq!(after["data_keys"][0]["id"], report["active_key"]);
+    assert_ne!(after["data_keys"][0]["id"], before["data_keys"][0]["id"]);
+    // The server, which loaded the old key at start, verifies values sealed under the new one.
+    let ok = verify(app.code(&secret)).await;
+    assert_eq!(ok["valid"], true, "{ok}");
+    let rc = verify(codes[0].clone()).await;
+    assert_eq!(rc["method"], "recovery_code", "{rc}");
+
+    // Rewrap under a new master key: the data directory's key file is replaced (0600).
+    let new_key = "hB0rvvMwQF1b3F2ia8ox1vp4nOaUmrkCPG6MQ09o4nM=";
+    let key_file = app.data_dir().join("new.key");
+    std::fs::write(&key_file, new_key).unwrap();
+    let rewrap = otpd(
+        app.data_dir(),
+        &[
+            "keys",
+            "rewrap",
+            "--new-master-key-file",
+            key_file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        rewrap.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rewrap.stderr)
+    );
+    let master = app.data_dir().join("master.key");
+    assert_eq!(
+        std::fs::read_to_string(&master).unwrap().trim(),
+        new_key,
+        "the data directory now holds the new key"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&master).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(!app.data_dir().join("master.key.new").exists());
+    let status = cli(&["keys", "status", "--json"]);
+    let new_id = otpd_core::MasterKey::from_base64(new_key).unwrap().id();
+    assert_eq!(status["master_key"], format!("{new_id:08x}"));
+    // The running server keeps answering with the keys it holds.
+    let rc = verify(codes[1].clone()).await;
+    assert_eq!(rc["valid"], true, "{rc}");
+    // The same key twice is refused.
+    assert_eq!(
+        otpd(
+            app.data_dir(),
+            &[
+                "keys",
+                "rewrap",
+                "--new-master-key-file",
+                key_file.to_str().unwrap()
+            ],
+            None
+        )
+        .status
+        .code(),
+        Some(2)
+    );
+}

@@ -62,6 +62,11 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
 }
 
 impl TestApp {
+    /// The server's data directory (for running the CLI beside it).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub async fn request(
         &self,
         method: Method,
