@@ -9,6 +9,8 @@ mod password;
 mod seal;
 mod service;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CoreError, CoreResult};

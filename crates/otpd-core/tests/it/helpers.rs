@@ -1,4 +1,5 @@
-//! A fresh service per test: its own SQLite file, a manual clock, a generated master key.
+//! A fresh service per test: its own database (a SQLite file, or a throw-away PostgreSQL
+//! database when OTPD_TEST_DATABASE_URL is set), a manual clock, a generated master key.
 
 use otpd_core::*;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ pub struct Env {
     pub service: Service,
     pub clock: ManualClock,
     pub master: MasterKey,
+    pub db: otpd_core::testing::TestDatabase,
     pub dir: tempfile::TempDir,
 }
 
@@ -22,29 +24,27 @@ pub fn meta() -> RequestMeta {
     }
 }
 
-pub fn db_url(dir: &tempfile::TempDir) -> String {
-    format!("sqlite://{}?mode=rwc", dir.path().join("otpd.db").display())
-}
-
 pub async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
+    let db = otpd_core::testing::TestDatabase::create(dir.path())
+        .await
+        .unwrap();
     let master = MasterKey::generate().unwrap();
     let clock = ManualClock::new(T0);
-    let service = start(&dir, master.clone(), clock.clone()).await.unwrap();
+    let service = start(db.url(), master.clone(), clock.clone())
+        .await
+        .unwrap();
     Env {
         service,
         clock,
         master,
+        db,
         dir,
     }
 }
 
-pub async fn start(
-    dir: &tempfile::TempDir,
-    master: MasterKey,
-    clock: ManualClock,
-) -> CoreResult<Service> {
-    let db = Db::connect(&db_url(dir), &DbOptions::default()).await?;
+pub async fn start(url: &str, master: MasterKey, clock: ManualClock) -> CoreResult<Service> {
+    let db = Db::connect(url, &DbOptions::default()).await?;
     Service::new(db, master, Arc::new(clock), Passwords::new(2).await?).await
 }
 

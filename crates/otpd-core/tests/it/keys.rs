@@ -17,7 +17,7 @@ async fn rotation_reseals_everything_and_other_instances_follow() {
     let env = env().await;
     // A second instance on the same database, started before the rotation: it holds only
     // the old data key.
-    let other = start(&env.dir, env.master.clone(), env.clock.clone())
+    let other = start(env.db.url(), env.master.clone(), env.clock.clone())
         .await
         .unwrap();
     let mut enrolled = Vec::new();
@@ -115,7 +115,7 @@ async fn rotation_reseals_everything_and_other_instances_follow() {
 #[tokio::test]
 async fn renewals_racing_a_rotation_are_never_lost() {
     let env = env().await;
-    let other = start(&env.dir, env.master.clone(), env.clock.clone())
+    let other = start(env.db.url(), env.master.clone(), env.clock.clone())
         .await
         .unwrap();
     let names: Vec<String> = (0..40).map(|i| format!("racer{i}")).collect();
@@ -194,13 +194,13 @@ async fn rewrap_moves_the_database_to_a_new_master_key() {
         .await
         .unwrap();
     assert_eq!(n, 1);
-    let old = start(&env.dir, env.master.clone(), env.clock.clone()).await;
+    let old = start(env.db.url(), env.master.clone(), env.clock.clone()).await;
     assert!(
         matches!(old, Err(CoreError::WrongMasterKey { needed, .. }) if needed == new_master.id()),
         "{:?}",
         old.err()
     );
-    let fresh = start(&env.dir, new_master, env.clock.clone())
+    let fresh = start(env.db.url(), new_master, env.clock.clone())
         .await
         .unwrap();
     assert!(

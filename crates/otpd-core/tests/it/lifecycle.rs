@@ -297,6 +297,39 @@ async fn plain_accounts_act_only_on_themselves() {
     ));
 }
 
+/// Everything the database holds: the SQLite files, or every row of every table as
+/// PostgreSQL prints it (bytea as hex).
+async fn database_contents(env: &Env) -> Vec<u8> {
+    use sqlx::{Connection, Row};
+    if !env.db.is_postgres() {
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(env.dir.path()).unwrap() {
+            bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        return bytes;
+    }
+    let mut conn = sqlx::AnyConnection::connect(env.db.url()).await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(tables.len() >= 8, "{tables:?}");
+    let mut bytes = Vec::new();
+    for table in tables {
+        let sql = format!("SELECT CAST(t AS TEXT) AS row FROM \"{table}\" t");
+        for row in sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+        {
+            bytes.extend(row.get::<String, _>("row").into_bytes());
+        }
+    }
+    bytes
+}
+
 #[tokio::test]
 async fn secrets_never_reach_the_database_in_plaintext() {
     let env = env().await;
@@ -315,15 +348,19 @@ async fn secrets_never_reach_the_database_in_plaintext() {
         .provision_totp(&Principal::Cli, "root2", &TotpOptions::default(), &meta())
         .await;
     assert!(p.is_err()); // no such account; nothing written
-    let mut bytes = Vec::new();
-    for entry in std::fs::read_dir(env.dir.path()).unwrap() {
-        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
+    let bytes = database_contents(&env).await;
+    assert!(bytes.len() > 1000, "the database was read");
     let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
     assert!(
         !contains(secret.as_bytes()),
         "raw secret found in the database files"
     );
+    let hex: String = secret
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(!contains(hex.as_bytes()), "hex secret found");
     assert!(
         !contains(secret.to_base32().as_bytes()),
         "base32 secret found"
@@ -343,14 +380,14 @@ async fn a_wrong_master_key_refuses_to_start() {
     env.account("fay", &[]).await;
     env.enroll("fay").await;
     let wrong = MasterKey::generate().unwrap();
-    let r = start(&env.dir, wrong.clone(), env.clock.clone()).await;
+    let r = start(env.db.url(), wrong.clone(), env.clock.clone()).await;
     assert!(
         matches!(r, Err(CoreError::WrongMasterKey { configured, needed })
             if configured == wrong.id() && needed == env.master.id()),
         "{:?}",
         r.err()
     );
-    start(&env.dir, env.master.clone(), env.clock.clone())
+    start(env.db.url(), env.master.clone(), env.clock.clone())
         .await
         .unwrap();
 }

@@ -92,7 +92,16 @@ async fn fifty_racing_requests_accept_exactly_one() {
         if outcome.valid {
             valid += 1;
         } else {
-            assert_eq!(outcome.reason, Some(VerifyReason::Replayed));
+            // Replays count as failures, so once `max_failures` of them have been recorded
+            // the later ones find the authenticator locked (on PostgreSQL, where reads run
+            // alongside the writes, that happens within the race).
+            assert!(
+                matches!(
+                    outcome.reason,
+                    Some(VerifyReason::Replayed | VerifyReason::Locked)
+                ),
+                "{outcome:?}"
+            );
         }
     }
     assert_eq!(valid, 1);

@@ -245,7 +245,8 @@ async fn fifty_racing_http_requests_accept_exactly_one() {
         if v["valid"] == json!(true) {
             valid += 1;
         } else {
-            assert_eq!(v["reason"], "replayed");
+            // Replays count as failures: past `max_failures` they find the account locked.
+            assert!(v["reason"] == "replayed" || v["reason"] == "locked", "{v}");
         }
     }
     assert_eq!(valid, 1);

@@ -6,10 +6,19 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
-fn otpd(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+/// Where a CLI run acts: a data directory and a database (SQLite in it, or a throw-away
+/// PostgreSQL database in a PostgreSQL test run).
+struct Place<'a> {
+    dir: &'a Path,
+    url: &'a str,
+}
+
+fn otpd(at: &Place<'_>, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_otpd"))
         .arg("--data-dir")
-        .arg(dir)
+        .arg(at.dir)
+        .arg("--database-url")
+        .arg(at.url)
         .args(args)
         .env_remove("OTPD_MASTER_KEY")
         .stdin(Stdio::piped())
@@ -29,10 +38,16 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-#[test]
-fn the_cli_contract() {
+#[tokio::test]
+async fn the_cli_contract() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let db = otpd_core::testing::TestDatabase::create(dir.path())
+        .await
+        .unwrap();
+    let d = &Place {
+        dir: dir.path(),
+        url: db.url(),
+    };
     let add = otpd(
         d,
         &[
@@ -359,9 +374,13 @@ async fn keys_rotate_and_rewrap_beside_a_running_server() {
     let app = spawn_app().await;
     let token = app.account("carol", &[]).await;
     let (secret, codes) = app.enroll("carol", &token).await;
-    let d = app.data_dir().to_path_buf();
+    let place = Place {
+        dir: app.data_dir(),
+        url: app.database_url(),
+    };
+    let d = &place;
     let cli = move |args: &[&str]| {
-        let out = otpd(&d, args, None);
+        let out = otpd(d, args, None);
         assert!(
             out.status.success(),
             "{args:?}: {}",
@@ -412,7 +431,7 @@ async fn keys_rotate_and_rewrap_beside_a_running_server() {
     let key_file = app.data_dir().join("new.key");
     std::fs::write(&key_file, new_key).unwrap();
     let rewrap = otpd(
-        app.data_dir(),
+        d,
         &[
             "keys",
             "rewrap",
@@ -447,7 +466,7 @@ async fn keys_rotate_and_rewrap_beside_a_running_server() {
     // The same key twice is refused.
     assert_eq!(
         otpd(
-            app.data_dir(),
+            d,
             &[
                 "keys",
                 "rewrap",

@@ -18,6 +18,8 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
     pub admin: String,
     _shutdown: tokio::sync::oneshot::Sender<()>,
+    /// Dropped last: a PostgreSQL test database is dropped when the test ends.
+    db: otpd_core::testing::TestDatabase,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -26,8 +28,12 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
+    let db = otpd_core::testing::TestDatabase::create(dir.path())
+        .await
+        .unwrap();
     let common = CommonArgs {
         data_dir: Some(dir.path().to_path_buf()),
+        database_url: Some(db.url().to_owned()),
         ..CommonArgs::default()
     };
     let mut serve = ServeArgs {
@@ -56,6 +62,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
         _dir: dir,
         admin: String::new(),
         _shutdown: tx,
+        db,
     };
     app.admin = app.login("admin", password.trim()).await;
     app
@@ -65,6 +72,11 @@ impl TestApp {
     /// The server's data directory (for running the CLI beside it).
     pub fn data_dir(&self) -> &std::path::Path {
         self._dir.path()
+    }
+
+    /// The server's database URL (for running the CLI beside it).
+    pub fn database_url(&self) -> &str {
+        self.db.url()
     }
 
     pub async fn request(
