@@ -1,10 +1,11 @@
 //! The real `otpd` binary: the CLI contract, and a full enrollment/verification run of
 //! `otpd serve` whose logs and data files must never hold a secret or a recovery code.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use crate::process::ServeProcess;
+use std::ffi::OsStr;
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 
 /// Where a CLI run acts: a data directory and a database (SQLite in it, or a throw-away
 /// PostgreSQL database in a PostgreSQL test run).
@@ -182,51 +183,11 @@ async fn the_cli_contract() {
 #[tokio::test]
 async fn secrets_never_reach_logs_or_the_database() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_otpd"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--rate-limits",
-            "off",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("OTPD_LOG", "trace")
-        .env_remove("OTPD_MASTER_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let logs = Arc::new(Mutex::new(String::new()));
-    let mut err = BufReader::new(server.stderr.take().unwrap());
-    // The listening line names the port chosen for port 0; give up after 200 lines rather
-    // than wait forever if its format changes.
-    let mut address = None;
-    for _ in 0..200 {
-        let mut line = String::new();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "server ended early: {}",
-            logs.lock().unwrap()
-        );
-        logs.lock().unwrap().push_str(&line);
-        if let Some(at) = line.find("address=") {
-            address = Some(line[at + 8..].trim().to_owned());
-            break;
-        }
-    }
-    let address = address.unwrap_or_else(|| {
-        let _ = server.kill();
-        panic!("no listening line in: {}", logs.lock().unwrap())
-    });
-    let sink = logs.clone();
-    let reader = std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = err.read_to_string(&mut rest);
-        sink.lock().unwrap().push_str(&rest);
-    });
-    let base = format!("http://{address}");
+    let server = ServeProcess::spawn(
+        &[OsStr::new("--data-dir"), dir.path().as_os_str()],
+        &[("OTPD_LOG", "trace")],
+    );
+    let base = server.base.clone();
     let client = reqwest::Client::new();
     let post = |path: &str, token: Option<&str>, body: serde_json::Value| {
         let mut r = client.post(format!("{base}{path}")).json(&body);
@@ -306,18 +267,7 @@ async fn secrets_never_reach_logs_or_the_database() {
     .await;
     assert_eq!(v["method"], "recovery_code");
 
-    send_sigterm(server.id());
-    let status = server.wait().unwrap();
-    assert!(status.success(), "graceful shutdown on SIGTERM: {status:?}");
-    reader.join().unwrap();
-    let mut out = String::new();
-    server
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let logs = format!("{out}{}", logs.lock().unwrap());
+    let logs = server.stop();
     assert!(
         logs.contains("TRACE") || logs.contains("DEBUG"),
         "trace logging was on"
@@ -353,16 +303,6 @@ async fn secrets_never_reach_logs_or_the_database() {
             );
         }
     }
-}
-
-/// Sends SIGTERM (graceful shutdown) through the `kill` command, keeping this crate free of
-/// unsafe code.
-fn send_sigterm(pid: u32) {
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 /// `otpd keys rotate` and `keys rewrap` from the command line while a server serves the

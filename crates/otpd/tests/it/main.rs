@@ -1,5 +1,6 @@
 //! Integration tests of the otpd server over real HTTP: the server on 127.0.0.1:0, one
-//! SQLite file per test, an injected clock.
+//! database per test (SQLite, or PostgreSQL when OTPD_TEST_DATABASE_URL is set), an injected
+//! clock; and the real binary, as the CLI and as `serve` processes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,3 +9,5 @@ mod authz;
 mod bad_input;
 mod cli;
 mod helpers;
+mod multi;
+mod process;

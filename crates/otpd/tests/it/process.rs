@@ -1,0 +1,96 @@
+//! A real `otpd serve` process on a free port, its logs captured, stopped with SIGTERM.
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+pub struct ServeProcess {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    logs: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServeProcess {
+    /// Starts `otpd serve --listen 127.0.0.1:0 --rate-limits off` plus `args`, with `envs`
+    /// (and without any inherited OTPD_MASTER_KEY), and waits for its listening line.
+    pub fn spawn<A: AsRef<OsStr>>(args: &[A], envs: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_otpd"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--rate-limits", "off"])
+            .args(args)
+            .env_remove("OTPD_MASTER_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let logs = Arc::new(Mutex::new(String::new()));
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        // The listening line names the port chosen for port 0; give up after 200 lines rather
+        // than wait forever if its format changes.
+        let mut address = None;
+        for _ in 0..200 {
+            let mut line = String::new();
+            if err.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            logs.lock().unwrap().push_str(&line);
+            if let Some(at) = line.find("address=") {
+                address = Some(line[at + 8..].trim().to_owned());
+                break;
+            }
+        }
+        let Some(address) = address else {
+            let _ = child.kill();
+            panic!("no listening line in: {}", logs.lock().unwrap())
+        };
+        let sink = logs.clone();
+        let reader = std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = err.read_to_string(&mut rest);
+            sink.lock().unwrap().push_str(&rest);
+        });
+        ServeProcess {
+            child,
+            base: format!("http://{address}"),
+            logs,
+            reader: Some(reader),
+        }
+    }
+
+    /// Sends SIGTERM, asserts a clean exit, and returns everything it wrote (stdout and
+    /// stderr).
+    pub fn stop(mut self) -> String {
+        // Through the `kill` command, keeping this crate free of unsafe code.
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "graceful shutdown on SIGTERM: {status:?}");
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        let mut out = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        format!("{out}{}", self.logs.lock().unwrap())
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        // Only reached when a test failed before `stop`: do not leave the server running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
