@@ -36,15 +36,19 @@ pub struct Db {
 pub struct DbOptions {
     /// Maximum connections of the read pool (and of the only pool on PostgreSQL).
     pub max_connections: u32,
-    /// How long to wait for a free connection before failing.
+    /// How long to wait for a free connection before failing (503).
     pub acquire_timeout: Duration,
+    /// The longest a statement may run (PostgreSQL `statement_timeout`), and on SQLite how
+    /// long a writer waits for another process's write lock (`busy_timeout`).
+    pub statement_timeout: Duration,
 }
 
 impl Default for DbOptions {
     fn default() -> Self {
         DbOptions {
             max_connections: 8,
-            acquire_timeout: Duration::from_secs(10),
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -65,17 +69,21 @@ impl Db {
             ));
         };
         let connect = AnyConnectOptions::from_str(url)?.disable_statement_logging();
+        let timeout_ms = options.statement_timeout.as_millis().max(1);
         let db = match backend {
             Backend::Sqlite => {
+                let busy = format!("PRAGMA busy_timeout = {timeout_ms}");
                 let pool = |max: u32| {
+                    let busy = busy.clone();
                     AnyPoolOptions::new()
                         .max_connections(max)
                         .acquire_timeout(options.acquire_timeout)
-                        .after_connect(|conn, _| {
+                        .after_connect(move |conn, _| {
+                            let busy = busy.clone();
                             Box::pin(async move {
                                 conn.execute("PRAGMA synchronous = FULL").await?;
                                 conn.execute("PRAGMA foreign_keys = ON").await?;
-                                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                                conn.execute(sqlx::AssertSqlSafe(busy)).await?;
                                 Ok(())
                             })
                         })
@@ -94,9 +102,17 @@ impl Db {
                 }
             }
             Backend::Postgres => {
+                let timeout = format!("SET statement_timeout = {timeout_ms}");
                 let pool = AnyPoolOptions::new()
                     .max_connections(options.max_connections.max(2))
                     .acquire_timeout(options.acquire_timeout)
+                    .after_connect(move |conn, _| {
+                        let timeout = timeout.clone();
+                        Box::pin(async move {
+                            conn.execute(sqlx::AssertSqlSafe(timeout)).await?;
+                            Ok(())
+                        })
+                    })
                     .connect_with(connect)
                     .await?;
                 Db {
@@ -157,6 +173,21 @@ impl Db {
 /// SQLite booleans).
 pub(crate) fn flag(b: bool) -> i64 {
     i64::from(b)
+}
+
+/// Whether an operation that failed with `e` may simply be run again: the database rolled
+/// the whole transaction back (PostgreSQL serialization failure or deadlock; SQLite still
+/// busy after `busy_timeout`), so nothing of it happened. A lost connection is not
+/// retryable: a COMMIT may have succeeded without its answer arriving, and a verification
+/// run twice would then answer "replayed" for a code it had accepted.
+pub(crate) fn is_retryable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            Some("40001" | "40P01" | "5" | "261" | "517" | "773")
+        ),
+        _ => false,
+    }
 }
 
 /// Whether a database error is a unique-constraint violation (mapped to `Conflict`).

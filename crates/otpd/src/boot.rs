@@ -28,7 +28,8 @@ pub async fn open_with_clock(
     let (master, _) = master_key(settings)?;
     let options = DbOptions {
         max_connections: settings.db_max_connections,
-        ..DbOptions::default()
+        acquire_timeout: settings.db_acquire_timeout,
+        statement_timeout: settings.db_statement_timeout,
     };
     let db = Db::connect(&settings.database_url, &options)
         .await

@@ -48,9 +48,16 @@ pub struct ServeArgs {
     /// Request timeout in seconds [default: 30].
     #[arg(long, env = "OTPD_REQUEST_TIMEOUT")]
     pub request_timeout: Option<u64>,
-    /// Database connections in the read pool [default: 8].
+    /// Database connections per instance (SQLite: readers, beside its one writer) [default: 8].
     #[arg(long, env = "OTPD_DB_MAX_CONNECTIONS")]
     pub db_max_connections: Option<u32>,
+    /// Seconds to wait for a free database connection before answering 503 [default: 5].
+    #[arg(long, env = "OTPD_DB_ACQUIRE_TIMEOUT")]
+    pub db_acquire_timeout: Option<u64>,
+    /// Longest database statement in seconds (PostgreSQL statement_timeout; SQLite: wait for
+    /// another process's write lock) [default: 10].
+    #[arg(long, env = "OTPD_DB_STATEMENT_TIMEOUT")]
+    pub db_statement_timeout: Option<u64>,
     /// Concurrent Argon2 password hashes [default: number of CPUs].
     #[arg(long, env = "OTPD_PASSWORD_HASH_CONCURRENCY")]
     pub password_hash_concurrency: Option<usize>,
@@ -116,6 +123,8 @@ struct FileConfig {
     body_limit: Option<usize>,
     request_timeout: Option<u64>,
     db_max_connections: Option<u32>,
+    db_acquire_timeout: Option<u64>,
+    db_statement_timeout: Option<u64>,
     password_hash_concurrency: Option<usize>,
     log_format: Option<LogFormat>,
 }
@@ -141,8 +150,12 @@ pub struct Settings {
     pub body_limit: usize,
     /// Request timeout.
     pub request_timeout: Duration,
-    /// Read pool size.
+    /// Connections per instance.
     pub db_max_connections: u32,
+    /// Wait for a free connection.
+    pub db_acquire_timeout: Duration,
+    /// Longest statement.
+    pub db_statement_timeout: Duration,
     /// Concurrent password hashes.
     pub password_hash_concurrency: usize,
     /// Log format.
@@ -188,6 +201,18 @@ impl Settings {
                 .db_max_connections
                 .or(file.db_max_connections)
                 .unwrap_or(8),
+            db_acquire_timeout: Duration::from_secs(
+                serve
+                    .db_acquire_timeout
+                    .or(file.db_acquire_timeout)
+                    .unwrap_or(5),
+            ),
+            db_statement_timeout: Duration::from_secs(
+                serve
+                    .db_statement_timeout
+                    .or(file.db_statement_timeout)
+                    .unwrap_or(10),
+            ),
             password_hash_concurrency: serve
                 .password_hash_concurrency
                 .or(file.password_hash_concurrency)
@@ -206,6 +231,14 @@ impl Settings {
         if settings.login_rate == 0 || settings.failure_rate == 0 {
             bail!(
                 "login_rate and failure_rate must be at least 1 (use rate_limits = off to disable limits)"
+            );
+        }
+        if settings.db_max_connections == 0
+            || settings.db_acquire_timeout.is_zero()
+            || settings.db_statement_timeout.is_zero()
+        {
+            bail!(
+                "db_max_connections, db_acquire_timeout and db_statement_timeout must be at least 1"
             );
         }
         if settings.body_limit < 1024 {

@@ -180,6 +180,29 @@ impl Service {
         Ok(())
     }
 
+    /// Runs `op` again (up to three times in all, after 10 then 40 ms) when the database
+    /// rolled its transaction back for a reason that is not the request's fault
+    /// ([`crate::store::is_retryable`]); any other error, and the last one, is returned (a
+    /// storage error becomes a 503 at the front doors, never a wrong answer).
+    pub(crate) async fn retrying<T, F, Fut>(&self, mut op: F) -> CoreResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = CoreResult<T>>,
+    {
+        let mut delay = std::time::Duration::from_millis(10);
+        for _ in 0..2 {
+            match op().await {
+                Err(CoreError::Storage(e)) if crate::store::is_retryable(&e) => {
+                    tracing::warn!(error = %e, "transaction rolled back by the database; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                }
+                other => return other,
+            }
+        }
+        op().await
+    }
+
     /// Writes an audit event in a transaction of its own (for outcomes that change nothing
     /// else, such as a refused login).
     pub(crate) async fn audit_alone(&self, event: Audit<'_>) -> CoreResult<()> {

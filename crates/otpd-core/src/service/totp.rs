@@ -765,7 +765,7 @@ impl Service {
     ) -> CoreResult<VerifyOutcome> {
         self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
         let actor = principal.actor();
-        self.check_code(username, code, &actor, "totp.verify", meta)
+        self.retrying(|| self.check_code(username, code, &actor, "totp.verify", meta))
             .await
     }
 

@@ -126,6 +126,7 @@ impl IntoResponse for ApiError {
                     CoreError::AccountLocked => problem(StatusCode::FORBIDDEN, "account_locked", detail),
                     CoreError::Storage(err) => {
                         tracing::error!(error = %err, "storage error");
+                        retry_after = Some(1);
                         problem(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", detail)
                     }
                     CoreError::Sealing | CoreError::WrongMasterKey { .. } => {

@@ -10,4 +10,5 @@ mod bad_input;
 mod cli;
 mod helpers;
 mod multi;
+mod outage;
 mod process;
