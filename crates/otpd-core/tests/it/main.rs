@@ -6,4 +6,5 @@ mod helpers;
 mod keys;
 mod lifecycle;
 mod login;
+mod storage;
 mod verification;
