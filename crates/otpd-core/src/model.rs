@@ -126,6 +126,8 @@ pub struct Account {
     pub locked: bool,
     /// The TrueNAS `UserEntry` attributes (home, shell, groups, ...).
     pub profile: Profile,
+    /// Whether the account has an active TOTP authenticator.
+    pub twofactor_configured: bool,
     /// Creation time (Unix seconds).
     pub created_at: i64,
     /// Last change (Unix seconds).
@@ -320,6 +322,9 @@ pub struct Policy {
     pub session_secs: u64,
     /// Lifetime of a login's second-factor challenge, seconds (30–3600).
     pub challenge_secs: u64,
+    /// Whether SSH logins on hosts that consult otpd ask for the second factor too (TrueNAS
+    /// `auth.twofactor` `services.ssh`). otpd keeps it for those hosts; it checks no SSH.
+    pub ssh_second_factor: bool,
 }
 
 impl Default for Policy {
@@ -341,6 +346,7 @@ impl Default for Policy {
             enrollment_secs: 900,
             session_secs: 12 * 3600,
             challenge_secs: 300,
+            ssh_second_factor: false,
         }
     }
 }
@@ -602,14 +608,17 @@ impl Principal {
         }
     }
 
-    pub(crate) fn has(&self, role: Role) -> bool {
+    /// Whether the principal holds `role` (full admins hold every role; the CLI is the
+    /// operator and holds all).
+    pub fn has(&self, role: Role) -> bool {
         match self {
             Principal::Cli => true,
             Principal::Account(c) => c.roles.contains(&Role::FullAdmin) || c.roles.contains(&role),
         }
     }
 
-    pub(crate) fn is_any_admin(&self) -> bool {
+    /// Whether the principal holds any admin role.
+    pub fn is_any_admin(&self) -> bool {
         self.has(Role::FullAdmin) || self.has(Role::TwofactorAdmin) || self.has(Role::ReadonlyAdmin)
     }
 }

@@ -1,5 +1,5 @@
-//! The otpd server: configuration, boot path, the native REST API and the admin command
-//! line, all on `otpd_core::Service`.
+//! The otpd server: configuration, boot path, the native REST API, the product dialects
+//! (TrueNAS) and the admin command line, all on `otpd_core::Service`.
 
 pub mod boot;
 pub mod cli;
@@ -7,6 +7,7 @@ pub mod config;
 pub mod http;
 pub mod qr;
 pub mod server;
+pub mod truenas;
 
 /// Starts logging to standard error (`OTPD_LOG` or `RUST_LOG` filter, default `info`).
 pub fn init_logging(format: config::LogFormat) {

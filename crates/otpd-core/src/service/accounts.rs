@@ -51,6 +51,15 @@ pub(crate) struct AccountRow {
     pub password_hash: Option<String>,
 }
 
+/// The columns [`account_from_row`] reads; `totp_active` says whether an active
+/// authenticator exists (TrueNAS `twofactor_auth_configured`), in the same query.
+macro_rules! account_columns {
+    () => {
+        "id, uid, username, full_name, email, roles, password_hash, locked, profile, created_at, updated_at, \
+         (SELECT COUNT(*) FROM authenticators t WHERE t.account_id = accounts.id AND t.state = 'active') AS totp_active"
+    };
+}
+
 pub(crate) fn account_from_row(row: &AnyRow) -> CoreResult<AccountRow> {
     let password_hash: Option<String> = row.try_get("password_hash")?;
     let profile: String = row.try_get("profile")?;
@@ -65,6 +74,7 @@ pub(crate) fn account_from_row(row: &AnyRow) -> CoreResult<AccountRow> {
             password_disabled: password_hash.is_none(),
             locked: row.try_get::<i64, _>("locked")? != 0,
             profile: Profile::from_stored(&profile)?,
+            twofactor_configured: row.try_get::<i64, _>("totp_active")? > 0,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
         },
@@ -242,6 +252,17 @@ impl Service {
         rows.iter()
             .map(|r| account_from_row(r).map(|a| a.account))
             .collect()
+    }
+
+    /// The account with the numeric id `uid` (admins: TrueNAS addresses users by number).
+    pub async fn account_by_uid(&self, principal: &Principal, uid: i64) -> CoreResult<Account> {
+        self.authorize(principal, None, Need::AnyAdmin, false)?;
+        let row = sqlx::query(ACCOUNT_BY_UID)
+            .bind(uid)
+            .fetch_optional(&self.db().read)
+            .await?
+            .ok_or(CoreError::NotFound("account"))?;
+        Ok(account_from_row(&row)?.account)
     }
 
     /// Changes an account's display name, e-mail, profile (itself or a full admin) or roles
@@ -471,7 +492,20 @@ impl Service {
     }
 }
 
-const ACCOUNT_BY_NAME: &str = "SELECT id, uid, username, full_name, email, roles, password_hash, locked, profile, created_at, updated_at FROM accounts WHERE username_key = $1";
+const ACCOUNT_BY_NAME: &str = concat!(
+    "SELECT ",
+    account_columns!(),
+    " FROM accounts WHERE username_key = $1"
+);
 
-const LIST_ACCOUNTS: &str = "SELECT id, uid, username, full_name, email, roles, password_hash, locked, profile, created_at, updated_at FROM accounts \
-     WHERE username_key LIKE $1 ESCAPE '\\' ORDER BY username_key LIMIT $2 OFFSET $3";
+const ACCOUNT_BY_UID: &str = concat!(
+    "SELECT ",
+    account_columns!(),
+    " FROM accounts WHERE uid = $1"
+);
+
+const LIST_ACCOUNTS: &str = concat!(
+    "SELECT ",
+    account_columns!(),
+    " FROM accounts WHERE username_key LIKE $1 ESCAPE '\\' ORDER BY username_key LIMIT $2 OFFSET $3"
+);

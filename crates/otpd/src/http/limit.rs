@@ -31,7 +31,7 @@ impl Buckets {
     }
 
     /// Takes `cost` tokens if the bucket has them; else says how many seconds until it does.
-    fn take(&self, ip: IpAddr, cost: f64) -> Result<(), u64> {
+    pub(crate) fn take(&self, ip: IpAddr, cost: f64) -> Result<(), u64> {
         let now = Instant::now();
         let Ok(mut map) = self.inner.lock() else {
             return Ok(()); // a poisoned limiter must not take the server down with it

@@ -5,8 +5,8 @@ mod accounts;
 mod admin;
 mod auth;
 pub mod error;
-mod extract;
-mod limit;
+pub(crate) mod extract;
+pub(crate) mod limit;
 mod totp;
 
 use crate::config::Settings;
@@ -121,6 +121,7 @@ pub fn router(service: Service, settings: &Settings) -> Router {
     let (router, spec) = api().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     router
+        .merge(crate::truenas::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(|| async {
             error::ApiError::Request(

@@ -12,3 +12,4 @@ mod helpers;
 mod multi;
 mod outage;
 mod process;
+mod truenas;

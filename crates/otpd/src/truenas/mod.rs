@@ -1,0 +1,205 @@
+//! The TrueNAS dialect: JSON-RPC 2.0 over a WebSocket at `/api/current` (and the versioned
+//! aliases TrueNAS 25.04 and 25.10 clients use), answering the middleware calls a TrueNAS
+//! client needs around `user.renew_2fa_secret` (seeds 000 and 001) exactly as TrueNAS shapes
+//! them (dialects.md §1). Every rule is the core's: this module reads parameters, calls the
+//! `Service` and writes TrueNAS's answers. What differs from TrueNAS, and why, is in
+//! `docs/dialects/truenas.md`.
+//!
+//! A connection holds at most one login. The token behind it is checked again by the core on
+//! every call, so a logout or revocation made anywhere (another connection, the REST API,
+//! another instance) ends this connection's access at its next call.
+
+mod auth;
+mod params;
+mod query;
+pub mod rpc;
+mod twofactor;
+mod user;
+
+use crate::http::AppState;
+use crate::http::extract::Meta;
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use axum::routing::get;
+use otpd_core::{Door, Principal, RequestMeta};
+use rpc::{Request, RpcError};
+use serde_json::Value;
+use std::net::IpAddr;
+use zeroize::Zeroizing;
+
+/// The paths TrueNAS clients connect to.
+pub const PATHS: [&str; 3] = ["/api/current", "/api/v25.04.0", "/api/v25.10.0"];
+
+/// Largest message accepted (TrueNAS limits messages too; this is far above any call here).
+const MAX_MESSAGE: usize = 64 * 1024;
+
+/// The routes of the dialect.
+pub fn router() -> Router<AppState> {
+    PATHS
+        .iter()
+        .fold(Router::new(), |r, path| r.route(path, get(upgrade)))
+}
+
+async fn upgrade(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let peer = meta.remote_addr.as_deref().and_then(|a| a.parse().ok());
+    let meta = RequestMeta {
+        door: Door::Truenas,
+        ..meta
+    };
+    ws.max_message_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| serve(socket, Conn::new(state, meta, peer)))
+}
+
+/// One connection's state.
+pub(crate) struct Conn {
+    state: AppState,
+    meta: RequestMeta,
+    peer: Option<IpAddr>,
+    /// The token (session or API key) this connection logged in with.
+    login: Option<Login>,
+    /// A password accepted, waiting for `OTP_TOKEN`.
+    pending: Option<Pending>,
+}
+
+pub(crate) struct Login {
+    token: Zeroizing<String>,
+    /// Whether the token is ours to end on `auth.logout` (a session, not an API key).
+    session: bool,
+}
+
+pub(crate) struct Pending {
+    challenge: Zeroizing<String>,
+    username: String,
+}
+
+impl Conn {
+    fn new(state: AppState, meta: RequestMeta, peer: Option<IpAddr>) -> Self {
+        Conn {
+            state,
+            meta,
+            peer,
+            login: None,
+            pending: None,
+        }
+    }
+
+    fn service(&self) -> &otpd_core::Service {
+        &self.state.service
+    }
+
+    /// The logged-in principal, checked by the core now (so revocations are seen).
+    async fn principal(&mut self) -> Result<Principal, RpcError> {
+        let Some(login) = &self.login else {
+            return Err(RpcError::not_authenticated());
+        };
+        match self.state.service.authenticate(&login.token).await {
+            Ok(p) => Ok(p),
+            Err(otpd_core::CoreError::Unauthenticated) => {
+                self.login = None;
+                Err(RpcError::not_authenticated())
+            }
+            Err(e) => Err(RpcError::from_core(e)),
+        }
+    }
+
+    /// Answers one text message; `None` for nothing to send.
+    async fn handle(&mut self, text: &str) -> Value {
+        let request = match Request::parse(text) {
+            Ok(r) => r,
+            Err(e) => return rpc::error(&Value::Null, &e),
+        };
+        match self.call(&request.method, &request.params).await {
+            Ok(result) => rpc::result(&request.id, result),
+            Err(e) => rpc::error(&request.id, &e),
+        }
+    }
+
+    /// The method table.
+    async fn call(&mut self, method: &str, params: &[Value]) -> Result<Value, RpcError> {
+        // Methods open to a connection that has not logged in.
+        match method {
+            "core.ping" => return Ok(Value::String("pong".into())),
+            "auth.mechanism_choices" => return Ok(auth::mechanism_choices()),
+            "auth.login_ex" | "auth.login_ex_continue" => return self.login_ex(params).await,
+            "auth.login_with_api_key" => return self.login_with_api_key(params).await,
+            "auth.login" => return self.login_legacy(params).await,
+            _ => {}
+        }
+        if !is_method(method) {
+            return Err(RpcError::MethodNotFound);
+        }
+        let principal = self.principal().await?;
+        match method {
+            "auth.me" => self.me(&principal).await,
+            "auth.logout" => self.logout(&principal).await,
+            "auth.twofactor.config" => twofactor::config(self, &principal).await,
+            "auth.twofactor.update" => twofactor::update(self, &principal, params).await,
+            "user.query" => user::query(self, &principal, params).await,
+            "user.get_instance" => user::get_instance(self, &principal, params).await,
+            "user.create" => user::create(self, &principal, params).await,
+            "user.update" => user::update(self, &principal, params).await,
+            "user.delete" => user::delete(self, &principal, params).await,
+            "user.renew_2fa_secret" => user::renew_2fa_secret(self, &principal, params).await,
+            "user.unset_2fa_secret" => user::unset_2fa_secret(self, &principal, params).await,
+            "user.twofactor_config" => user::twofactor_config_call(self, &principal, params).await,
+            "user.provisioning_uri" => user::provisioning_uri(self, &principal, params).await,
+            "user.shell_choices" => Ok(user::shell_choices()),
+            _ => Err(RpcError::MethodNotFound),
+        }
+    }
+}
+
+/// Whether `method` is one this dialect answers once logged in (so an unknown method is
+/// "Method does not exist" even before login, as in TrueNAS).
+fn is_method(method: &str) -> bool {
+    matches!(
+        method,
+        "auth.me"
+            | "auth.logout"
+            | "auth.twofactor.config"
+            | "auth.twofactor.update"
+            | "user.query"
+            | "user.get_instance"
+            | "user.create"
+            | "user.update"
+            | "user.delete"
+            | "user.renew_2fa_secret"
+            | "user.unset_2fa_secret"
+            | "user.twofactor_config"
+            | "user.provisioning_uri"
+            | "user.shell_choices"
+    )
+}
+
+async fn serve(mut socket: WebSocket, mut conn: Conn) {
+    while let Some(Ok(message)) = socket.recv().await {
+        let reply = match message {
+            Message::Text(text) => conn.handle(text.as_str()).await,
+            Message::Binary(_) => {
+                // TrueNAS closes the connection on a non-text frame (1003, unsupported data).
+                let _ = socket
+                    .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                        code: 1003,
+                        reason: "Invalid websocket message type: BINARY".into(),
+                    })))
+                    .await;
+                break;
+            }
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        if socket
+            .send(Message::Text(reply.to_string().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+}
