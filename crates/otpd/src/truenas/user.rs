@@ -223,8 +223,8 @@ fn profile_patch(data: &Map<String, Value>) -> Value {
 /// home directories or groups).
 const IGNORED: [&str; 4] = ["group_create", "home_create", "home_mode", "uid"];
 
-/// Validates a create/update payload's identity fields; returns (full_name, email,
-/// password, password_disabled, locked, random_password).
+/// The identity fields of a create/update payload (the profile fields go to the core's
+/// `Profile`, which validates them).
 struct Identity {
     full_name: Option<String>,
     email: Option<Option<String>>,
@@ -273,7 +273,7 @@ fn identity(prefix: &str, data: &Map<String, Value>) -> Result<Identity, RpcErro
             "String should have at least 1 character",
         ));
     }
-    const KNOWN: [&str; 8] = [
+    const KNOWN: [&str; 7] = [
         "username",
         "full_name",
         "email",
@@ -281,7 +281,6 @@ fn identity(prefix: &str, data: &Map<String, Value>) -> Result<Identity, RpcErro
         "password_disabled",
         "locked",
         "random_password",
-        "roles",
     ];
     for key in data.keys() {
         let known = KNOWN.contains(&key.as_str())

@@ -556,3 +556,60 @@ async fn users_are_managed_through_the_dialect() {
         false
     );
 }
+
+/// The same scenario run by a Python client (websocket-client + pyotp,
+/// `scripts/truenas_client.py`) against a real `otpd serve`: a non-Rust JSON-RPC client and
+/// a non-Rust TOTP against the dialect. `.ci/run` installs both modules and sets
+/// OTPD_REQUIRE_PYTHON_CLIENT, so CI cannot skip it.
+#[tokio::test]
+async fn truenas_python_client() {
+    let have_modules = std::process::Command::new("python3")
+        .args(["-c", "import websocket, pyotp"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_modules {
+        assert!(
+            std::env::var_os("OTPD_REQUIRE_PYTHON_CLIENT").is_none(),
+            "python3 with websocket-client and pyotp is required"
+        );
+        eprintln!("skipped: pip install websocket-client pyotp to run the Python client");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = otpd_core::testing::TestDatabase::create(dir.path())
+        .await
+        .unwrap();
+    let server = crate::process::ServeProcess::spawn(
+        &[
+            "--data-dir".as_ref(),
+            dir.path().as_os_str(),
+            "--database-url".as_ref(),
+            std::ffi::OsStr::new(db.url()),
+        ],
+        &[],
+    );
+    let password = std::fs::read_to_string(dir.path().join("initial-admin-password")).unwrap();
+    let url = format!(
+        "{}/api/current",
+        server.base.replacen("http://", "ws://", 1)
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/truenas_client.py"
+    );
+    // The server is another process: blocking this test's thread does not stall it.
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&url)
+        .arg(password.trim())
+        .output()
+        .unwrap();
+    let logs = server.stop();
+    assert!(
+        out.status.success(),
+        "python client failed:\n{}\n{}\nserver:\n{logs}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}
