@@ -59,8 +59,8 @@ impl<'a> Args<'a> {
         }
     }
 
-    /// An object argument (`model` names its pydantic model in the message); `None` when
-    /// absent and `optional`.
+    /// An object argument (`model` names its pydantic model in the message, `dict` for a
+    /// plain dictionary); `None` when absent and `optional`.
     pub fn object(&mut self, index: usize, model: &str, optional: bool) -> Option<Obj<'a>> {
         let (name, value) = self.get(index);
         match value {
@@ -68,6 +68,7 @@ impl<'a> Args<'a> {
                 path: name.to_owned(),
                 map,
             }),
+            Some(_) if model == "dict" => self.fail(name, "Input should be a valid dictionary"),
             Some(_) => self.fail(
                 name,
                 &format!("Input should be a valid dictionary or instance of {model}"),

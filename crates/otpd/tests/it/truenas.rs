@@ -527,6 +527,19 @@ async fn users_are_managed_through_the_dialect() {
         .unwrap_err();
     assert_eq!(e["data"]["errname"], "ENOENT", "{e}");
 
+    // Login parameters are validated like TrueNAS's discriminated union.
+    let mut v = Rpc::connect(&app, "/api/current").await;
+    let e = v
+        .call(
+            "auth.login_ex",
+            json!([{"mechanism": "PASSWORD_PLAIN", "username": "x"}]),
+        )
+        .await
+        .unwrap_err();
+    assert_validation(&e, "login_data.PASSWORD_PLAIN.password", "Field required");
+    let e = v.call("auth.login_ex", json!(["x"])).await.unwrap_err();
+    assert_validation(&e, "login_data", "Input should be a valid dictionary");
+
     // API keys log a connection in too.
     let key = app
         .call(
