@@ -105,7 +105,7 @@ fn validate_email(email: &str) -> CoreResult<()> {
     }
 }
 
-fn to_json(profile: &Profile) -> CoreResult<String> {
+pub(super) fn to_json(profile: &Profile) -> CoreResult<String> {
     serde_json::to_string(profile).map_err(|e| CoreError::Internal(e.to_string().into()))
 }
 

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod admin;
+mod bulk;
 mod keys;
 mod recovery;
 mod sessions;
@@ -11,6 +12,7 @@ mod totp;
 
 pub use accounts::{AccountPatch, NewAccount};
 pub use admin::{AuditEvent, AuditQuery};
+pub use bulk::BulkAccount;
 pub use keys::{DataKeyInfo, KeyStatus, Rotation};
 pub use sessions::{ApiKeyInfo, LoginOutcome, NewApiKey, SessionInfo, Token};
 pub use totp::{Enrollment, Provisioned, Renewal, TotpOptions, TotpStatus};

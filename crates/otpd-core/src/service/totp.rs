@@ -224,13 +224,13 @@ impl Authenticator {
 }
 
 /// Parsed options, defaults applied.
-struct Params {
-    algorithm: Algorithm,
-    digits: Digits,
-    interval: Interval,
+pub(super) struct Params {
+    pub(super) algorithm: Algorithm,
+    pub(super) digits: Digits,
+    pub(super) interval: Interval,
 }
 
-fn params(options: &TotpOptions, base: Params) -> CoreResult<Params> {
+pub(super) fn params(options: &TotpOptions, base: Params) -> CoreResult<Params> {
     let digits = match options.digits {
         Some(d) => Digits::new(d).map_err(|_| CoreError::invalid("digits", "must be 6, 7 or 8"))?,
         None => base.digits,
@@ -254,7 +254,7 @@ fn params(options: &TotpOptions, base: Params) -> CoreResult<Params> {
     })
 }
 
-fn policy_params(policy: &Policy) -> CoreResult<Params> {
+pub(super) fn policy_params(policy: &Policy) -> CoreResult<Params> {
     let bad = || CoreError::Internal("stored policy has a bad TOTP default".into());
     Ok(Params {
         algorithm: policy.algorithm.parse().map_err(|_| bad())?,
@@ -276,7 +276,7 @@ fn key_uri(policy: &Policy, username: &str, secret: &Secret, p: &Params) -> Core
     Ok(Shown::new(uri.to_uri().as_str()))
 }
 
-fn to_i64(v: u64) -> i64 {
+pub(super) fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 

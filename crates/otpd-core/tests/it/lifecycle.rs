@@ -610,3 +610,62 @@ async fn profiles_take_truenas_defaults_and_merge_changes() {
         "refused changes changed nothing"
     );
 }
+
+#[tokio::test]
+async fn bulk_provisioning_is_all_or_nothing_and_verifies() {
+    let env = env().await;
+    let plain = env.account("plain", &[]).await;
+    let batch: Vec<BulkAccount> = (0..50)
+        .map(|i| BulkAccount {
+            username: format!("bulk{i:03}"),
+            secret: otp::Secret::generate(20).unwrap(),
+        })
+        .collect();
+    assert!(matches!(
+        env.service
+            .provision_bulk(&plain, &batch, &TotpOptions::default(), &meta())
+            .await,
+        Err(CoreError::Forbidden(_))
+    ));
+    let n = env
+        .service
+        .provision_bulk(&Principal::Cli, &batch, &TotpOptions::default(), &meta())
+        .await
+        .unwrap();
+    assert_eq!(n, 50);
+    for a in [&batch[0], &batch[49]] {
+        let ok = env
+            .service
+            .verify_totp(&Principal::Cli, &a.username, &env.code(&a.secret), &meta())
+            .await
+            .unwrap();
+        assert!(ok.valid, "{ok:?}");
+        let account = env
+            .service
+            .get_account(&Principal::Cli, &a.username)
+            .await
+            .unwrap();
+        assert!(account.password_disabled && account.twofactor_configured);
+    }
+    // A batch with one taken name creates nothing.
+    let again = vec![
+        BulkAccount {
+            username: "fresh".into(),
+            secret: otp::Secret::generate(20).unwrap(),
+        },
+        BulkAccount {
+            username: "BULK007".into(),
+            secret: otp::Secret::generate(20).unwrap(),
+        },
+    ];
+    assert!(matches!(
+        env.service
+            .provision_bulk(&Principal::Cli, &again, &TotpOptions::default(), &meta())
+            .await,
+        Err(CoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        env.service.get_account(&Principal::Cli, "fresh").await,
+        Err(CoreError::NotFound(_))
+    ));
+}
