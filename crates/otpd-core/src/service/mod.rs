@@ -5,6 +5,7 @@
 mod accounts;
 mod admin;
 mod bulk;
+mod commit;
 mod keys;
 mod recovery;
 mod sessions;
@@ -40,6 +41,8 @@ struct Inner {
     keys: keys::Keys,
     clock: Arc<dyn Clock>,
     passwords: Passwords,
+    /// SQLite only: the writer that batches verification writes (see `commit`).
+    group_commit: Option<commit::GroupCommit>,
 }
 
 /// A secret shown to a person once (a TOTP secret, a key URI, a recovery code, a token).
@@ -130,12 +133,15 @@ impl Service {
         passwords: Passwords,
     ) -> CoreResult<Self> {
         let keys = keys::Keys::open(master, &db, clock.now()).await?;
+        let group_commit = (db.backend() == crate::Backend::Sqlite)
+            .then(|| commit::GroupCommit::start(db.clone()));
         let service = Service {
             inner: Arc::new(Inner {
                 db,
                 keys,
                 clock,
                 passwords,
+                group_commit,
             }),
         };
         let now = service.now();
@@ -203,6 +209,18 @@ impl Service {
             }
         }
         op().await
+    }
+
+    /// Applies a write of the verification path: through the group-commit writer on SQLite,
+    /// in a transaction of its own on PostgreSQL. Returns once it is durable.
+    pub(crate) async fn write_verification(
+        &self,
+        write: commit::VerifyWrite,
+    ) -> CoreResult<commit::Written> {
+        match &self.inner.group_commit {
+            Some(writer) => writer.submit(write).await,
+            None => commit::apply_alone(&self.inner.db, &write).await,
+        }
     }
 
     /// Writes an audit event in a transaction of its own (for outcomes that change nothing

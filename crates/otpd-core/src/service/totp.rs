@@ -3,6 +3,7 @@
 //! (DESIGN.md, "Verification", "Drift", "Lockout", "Step-up").
 
 use super::admin::parse_policy;
+use super::commit::{AuditRow, FailureCount, VerifyWrite, Written};
 use super::recovery::{format_recovery_code, recovery_shape};
 use super::{Audit, Need, Outcome, Service, Shown, new_id};
 use crate::{
@@ -790,14 +791,15 @@ impl Service {
         let now = self.now();
         let name = subject.username.as_str();
         let refuse = |reason: VerifyReason| async move {
-            self.audit_alone(Audit {
+            self.write_verification(VerifyWrite::Audit(AuditRow::new(
+                now,
                 actor,
-                account: Some(name),
+                name,
                 action,
-                outcome: Outcome::Failure,
-                reason: Some(reason.as_str()),
+                Outcome::Failure,
+                reason.as_str(),
                 meta,
-            })
+            )))
             .await?;
             Ok::<_, CoreError>(VerifyOutcome::refused(reason))
         };
@@ -869,39 +871,38 @@ impl Service {
         } else {
             auth.drift
         };
-        let mut tx = self.db().begin().await?;
-        let claimed = sqlx::query(
-            "UPDATE authenticators SET last_used_step = $1, drift = $2, failed_attempts = 0, locked_until = NULL, last_used_at = $3 \
-             WHERE id = $4 AND state = 'active' AND enabled = 1 AND (last_used_step IS NULL OR last_used_step < $1) \
-             AND (locked_until IS NULL OR locked_until <= $3)",
-        )
-        .bind(to_i64(step))
-        .bind(drift)
-        .bind(now)
-        .bind(auth.id.clone())
-        .execute(&mut *tx)
-        .await?;
-        if claimed.rows_affected() == 0 {
+        let written = self
+            .write_verification(VerifyWrite::Claim {
+                auth_id: auth.id.clone(),
+                step: to_i64(step),
+                drift,
+                now,
+                failure: failure_count(&subject, auth, now),
+                success: AuditRow::new(
+                    now,
+                    actor,
+                    &subject.username,
+                    action,
+                    Outcome::Success,
+                    "totp",
+                    meta,
+                ),
+                replayed: AuditRow::new(
+                    now,
+                    actor,
+                    &subject.username,
+                    action,
+                    Outcome::Failure,
+                    VerifyReason::Replayed.as_str(),
+                    meta,
+                ),
+            })
+            .await?;
+        Ok(match written {
+            Written::Claimed => VerifyOutcome::accepted(FactorMethod::Totp),
             // Another request claimed this step (or a later one) first.
-            drop(tx);
-            self.record_failure(&subject, auth, VerifyReason::Replayed, actor, action, meta)
-                .await?;
-            return Ok(VerifyOutcome::refused(VerifyReason::Replayed));
-        }
-        self.write_audit(
-            &mut tx,
-            Audit {
-                actor,
-                account: Some(&subject.username),
-                action,
-                outcome: Outcome::Success,
-                reason: Some("totp"),
-                meta,
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(VerifyOutcome::accepted(FactorMethod::Totp))
+            _ => VerifyOutcome::refused(VerifyReason::Replayed),
+        })
     }
 
     /// Counts a failed verification atomically; the one that reaches `max_failures` locks
@@ -916,32 +917,19 @@ impl Service {
         meta: &RequestMeta,
     ) -> CoreResult<()> {
         let now = self.now();
-        let until = now.saturating_add(to_i64(subject.policy.lockout_secs));
-        let mut tx = self.db().begin().await?;
-        sqlx::query(
-            "UPDATE authenticators SET \
-             locked_until = CASE WHEN failed_attempts + 1 >= $1 THEN $2 ELSE locked_until END, \
-             failed_attempts = CASE WHEN failed_attempts + 1 >= $1 THEN 0 ELSE failed_attempts + 1 END \
-             WHERE id = $3",
-        )
-        .bind(i64::from(subject.policy.max_failures))
-        .bind(until)
-        .bind(auth.id.clone())
-        .execute(&mut *tx)
-        .await?;
-        self.write_audit(
-            &mut tx,
-            Audit {
+        self.write_verification(VerifyWrite::Failure {
+            count: failure_count(subject, auth, now),
+            audit: AuditRow::new(
+                now,
                 actor,
-                account: Some(&subject.username),
+                &subject.username,
                 action,
-                outcome: Outcome::Failure,
-                reason: Some(reason.as_str()),
+                Outcome::Failure,
+                reason.as_str(),
                 meta,
-            },
-        )
+            ),
+        })
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -1241,6 +1229,15 @@ fn refuse_if_active(subject: &Subject) -> CoreResult<()> {
         ));
     }
     Ok(())
+}
+
+/// The failure count of a refused code under the subject's policy.
+fn failure_count(subject: &Subject, auth: &Authenticator, now: i64) -> FailureCount {
+    FailureCount {
+        auth_id: auth.id.clone(),
+        max_failures: i64::from(subject.policy.max_failures),
+        lock_until: now.saturating_add(to_i64(subject.policy.lockout_secs)),
+    }
 }
 
 fn window(policy: &Policy) -> Window {
