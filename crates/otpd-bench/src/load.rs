@@ -5,7 +5,8 @@
 //! account. Each account is used at most once per step (a per-account "last step" array
 //! enforces it); when every account has been used in the current step, workers wait for the
 //! next one and the wait is reported, so a pool too small for the rate shows up as such
-//! rather than as replays. Wrong-code mode sends a wrong code to each account in turn
+//! rather than as replays. A valid-code run starts at a step boundary, since an earlier run
+//! may have used accounts in the current step. Wrong-code mode sends a wrong code to each account in turn
 //! (failure counting and lockout run as they would under attack).
 
 use crate::accounts;
@@ -273,6 +274,12 @@ pub async fn run(load: Load) -> anyhow::Result<Report> {
         "verification modes need --accounts"
     );
     let accounts = usize::try_from(load.accounts)?;
+    if load.mode == Mode::Valid {
+        // Earlier runs (other processes) may have used accounts in the current step: start
+        // at the next step, where every account is fresh.
+        let now = unix_now();
+        tokio::time::sleep(Duration::from_secs_f64(30.0 - (now % 30.0) + 0.05)).await;
+    }
     let shared = Arc::new(Shared {
         next: AtomicU64::new(0),
         sent: AtomicU64::new(0),
