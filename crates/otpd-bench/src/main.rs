@@ -10,9 +10,10 @@
 //! `provision` writes bench accounts straight through the `Service` (bulk transactions, a
 //! progress bar); `load` drives HTTP load at the server over keep-alive connections and
 //! reports throughput, latency percentiles, outcomes and the server's CPU and peak RSS, as a
-//! table and optionally as JSON lines.
+//! table and optionally as JSON lines; `chart` draws those lines as an SVG.
 
 mod accounts;
+mod chart;
 mod load;
 mod procstat;
 
@@ -88,6 +89,15 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Draw the reports of a JSON-lines file (from `load --json`) as an SVG chart.
+    Chart {
+        /// The reports.
+        #[arg(long)]
+        input: PathBuf,
+        /// The SVG to write.
+        #[arg(long)]
+        output: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -116,6 +126,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             batch,
             seed,
         } => provision(&cli.common, accounts, first, batch.max(1), &seed).await,
+        Command::Chart { input, output } => {
+            let text = std::fs::read_to_string(&input)
+                .with_context(|| format!("reading {}", input.display()))?;
+            let points = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(serde_json::from_str)
+                .collect::<Result<Vec<chart::Point>, _>>()
+                .context("a line is not a load report")?;
+            std::fs::write(&output, chart::svg(&points))
+                .with_context(|| format!("writing {}", output.display()))?;
+            println!("{} reports drawn to {}", points.len(), output.display());
+            Ok(())
+        }
         Command::Load {
             target,
             api_key,
