@@ -231,7 +231,7 @@ pub struct DataKey {
 impl DataKey {
     /// A new random data key with a random id (ids need only be unique within one database;
     /// the `data_keys` primary key enforces it).
-    pub(crate) fn generate() -> CoreResult<Self> {
+    pub fn generate() -> CoreResult<Self> {
         let raw = random32()?;
         let mut id = [0u8; 4];
         getrandom::fill(&mut id).map_err(|_| CoreError::Internal("system RNG failed".into()))?;
