@@ -35,6 +35,9 @@ pub const PATHS: [&str; 3] = ["/api/current", "/api/v25.04.0", "/api/v25.10.0"];
 /// Largest message accepted (TrueNAS limits messages too; this is far above any call here).
 const MAX_MESSAGE: usize = 64 * 1024;
 
+/// A connection that sends nothing for this long is closed, so idle sockets do not pile up.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// The routes of the dialect.
 pub fn router() -> Router<AppState> {
     PATHS
@@ -108,7 +111,7 @@ impl Conn {
         }
     }
 
-    /// Answers one text message; `None` for nothing to send.
+    /// Answers one text message (every message gets an answer, as in TrueNAS).
     async fn handle(&mut self, text: &str) -> Value {
         let request = match Request::parse(text) {
             Ok(r) => r,
@@ -178,7 +181,7 @@ fn is_method(method: &str) -> bool {
 }
 
 async fn serve(mut socket: WebSocket, mut conn: Conn) {
-    while let Some(Ok(message)) = socket.recv().await {
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(IDLE, socket.recv()).await {
         let reply = match message {
             Message::Text(text) => conn.handle(text.as_str()).await,
             Message::Binary(_) => {
