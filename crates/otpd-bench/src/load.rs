@@ -51,8 +51,10 @@ pub struct Load {
     pub warmup: Duration,
     /// Upper bound on requests sent.
     pub max_requests: u64,
-    /// Bench accounts `0..accounts` exist on the server.
+    /// Bench accounts `first..first + accounts` are used (they must exist on the server).
     pub accounts: u64,
+    /// The first account used (so that runs in parallel can use disjoint accounts).
+    pub first: u64,
     /// Their seed.
     pub seed: String,
     /// The server's pid, for CPU and memory.
@@ -127,14 +129,18 @@ impl Shared {
             return Ok(("/healthz".into(), Bytes::new()));
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let i = n % self.load.accounts.max(1);
+        let slot_index = n % self.load.accounts.max(1);
+        let i = self.load.first + slot_index;
         let now = loop {
             let now = unix_now();
             let step = (now as u64) / 30;
             if self.load.mode == Mode::Wrong {
                 break now as u64;
             }
-            let Some(slot) = usize::try_from(i).ok().and_then(|i| self.last_step.get(i)) else {
+            let Some(slot) = usize::try_from(slot_index)
+                .ok()
+                .and_then(|i| self.last_step.get(i))
+            else {
                 anyhow::bail!("account index out of range");
             };
             let last = slot.load(Ordering::Acquire);

@@ -76,9 +76,12 @@ enum Command {
         /// At most this many requests per run.
         #[arg(long, default_value_t = 10_000_000)]
         max_requests: u64,
-        /// Bench accounts provisioned (0..accounts).
+        /// How many bench accounts to use.
         #[arg(long, default_value_t = 0)]
         accounts: u64,
+        /// The first bench account to use (runs in parallel use disjoint ranges).
+        #[arg(long, default_value_t = 0)]
+        first_account: u64,
         /// Seed used at provisioning.
         #[arg(long, default_value = "otpd-bench")]
         seed: String,
@@ -149,6 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             warmup,
             max_requests,
             accounts,
+            first_account,
             seed,
             server_pid,
             json,
@@ -176,6 +180,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     warmup: Duration::from_secs(warmup),
                     max_requests,
                     accounts,
+                    first: first_account,
                     seed: seed.clone(),
                     server_pid,
                 })
