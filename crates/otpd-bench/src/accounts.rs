@@ -27,12 +27,26 @@ pub fn secret(seed: &str, i: u64) -> anyhow::Result<Secret> {
 }
 
 /// The code of account `i` at `now` (default parameters: SHA1, 6 digits, 30 s), and a wrong
-/// one (the valid code plus one, modulo a million).
+/// one: the next number that is not the code of the previous, current or next step, so it
+/// is refused whatever the server's window (±1 by default) and the account's drift.
 pub fn codes(seed: &str, i: u64, now: u64) -> anyhow::Result<(String, String)> {
     let totp = Totp::default();
-    let valid = totp.generate(&secret(seed, i)?, now).to_string();
-    let n: u32 = valid.parse()?;
-    Ok((valid, format!("{:06}", (n + 1) % 1_000_000)))
+    let secret = secret(seed, i)?;
+    let valid = totp.generate(&secret, now).to_string();
+    let near: Vec<String> = [now.saturating_sub(30), now + 30]
+        .iter()
+        .map(|&t| totp.generate(&secret, t).to_string())
+        .chain(std::iter::once(valid.clone()))
+        .collect();
+    let mut n: u32 = valid.parse()?;
+    let wrong = loop {
+        n = (n + 1) % 1_000_000;
+        let candidate = format!("{n:06}");
+        if !near.contains(&candidate) {
+            break candidate;
+        }
+    };
+    Ok((valid, wrong))
 }
 
 #[cfg(test)]
