@@ -224,11 +224,10 @@ impl Profile {
         Ok(profile)
     }
 
-    /// The profile as stored, or the defaults where the stored document lacks a field.
+    /// The profile as stored (validated when it was written); fields the document lacks take
+    /// their defaults (`#[serde(default)]`).
     pub(crate) fn from_stored(text: &str) -> CoreResult<Profile> {
-        Profile::default().merged(
-            &serde_json::from_str(text).map_err(|e| CoreError::Internal(e.to_string().into()))?,
-        )
+        serde_json::from_str(text).map_err(|e| CoreError::Internal(e.to_string().into()))
     }
 
     fn validate(&self) -> CoreResult<()> {

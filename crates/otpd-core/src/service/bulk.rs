@@ -5,7 +5,7 @@
 //! provisioning; one audit event per call.
 
 use super::accounts::to_json;
-use super::totp::{params, policy_params, to_i64};
+use super::totp::{AuthenticatorRow, insert_authenticator, params, policy_params};
 use super::{Audit, Need, Outcome, Service, new_id};
 use crate::store::is_unique_violation;
 use crate::{
@@ -70,20 +70,21 @@ impl Service {
                 Err(e) => return Err(e.into()),
             }
             let id = new_id();
-            sqlx::query(
-                "INSERT INTO authenticators (id, account_id, kind, state, secret, key_id, algorithm, digits, interval_secs, enabled, comment, fingerprint, drift, failed_attempts, created_at) \
-                 VALUES ($1, $2, 'totp', 'active', $3, $4, $5, $6, $7, 1, '', $8, 0, 0, $9)",
+            insert_authenticator(
+                &mut tx,
+                AuthenticatorRow {
+                    id: &id,
+                    account_id: &account_id,
+                    state: "active",
+                    sealed: ring.seal(Purpose::TotpSecret, &id, account.secret.as_bytes())?,
+                    key_id: i64::from(ring.active().id()),
+                    fingerprint: &account.secret.fingerprint(),
+                    params: &p,
+                    last_used_step: None,
+                    expires_at: None,
+                    now,
+                },
             )
-            .bind(id.clone())
-            .bind(account_id)
-            .bind(ring.seal(Purpose::TotpSecret, &id, account.secret.as_bytes())?)
-            .bind(i64::from(ring.active().id()))
-            .bind(p.algorithm.as_str())
-            .bind(i64::from(p.digits.get()))
-            .bind(to_i64(p.interval.seconds()))
-            .bind(account.secret.fingerprint())
-            .bind(now)
-            .execute(&mut *tx)
             .await?;
         }
         let actor = principal.actor();

@@ -35,6 +35,19 @@ pub(crate) struct AuditRow {
 }
 
 impl AuditRow {
+    /// The row of `event`, at `at`.
+    pub(crate) fn of(at: i64, event: &super::Audit<'_>) -> Self {
+        AuditRow {
+            at,
+            actor: event.actor.to_owned(),
+            account: event.account.map(str::to_owned),
+            action: event.action,
+            outcome: event.outcome,
+            reason: event.reason.map(str::to_owned),
+            meta: event.meta.clone(),
+        }
+    }
+
     pub(crate) fn new(
         at: i64,
         actor: &str,
@@ -99,7 +112,10 @@ pub(crate) enum Written {
     Done,
 }
 
-async fn insert_audit(conn: &mut AnyConnection, row: &AuditRow) -> Result<(), sqlx::Error> {
+pub(crate) async fn insert_audit(
+    conn: &mut AnyConnection,
+    row: &AuditRow,
+) -> Result<(), sqlx::Error> {
     sqlx::query(INSERT_AUDIT)
         .bind(row.at)
         .bind(row.actor.clone())

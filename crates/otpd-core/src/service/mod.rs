@@ -173,18 +173,7 @@ impl Service {
         conn: &mut AnyConnection,
         event: Audit<'_>,
     ) -> CoreResult<()> {
-        sqlx::query(INSERT_AUDIT)
-            .bind(self.now())
-            .bind(event.actor.to_owned())
-            .bind(event.account.map(str::to_owned))
-            .bind(event.action)
-            .bind(event.outcome.as_str())
-            .bind(event.reason.map(str::to_owned))
-            .bind(event.meta.door.as_str())
-            .bind(event.meta.remote_addr.clone())
-            .bind(event.meta.request_id.clone())
-            .execute(conn)
-            .await?;
+        commit::insert_audit(conn, &commit::AuditRow::of(self.now(), &event)).await?;
         Ok(())
     }
 

@@ -162,6 +162,51 @@ struct SealedSecret {
     fingerprint: String,
 }
 
+/// A new authenticator row: what differs between enrollment, provisioning and bulk
+/// provisioning (every other column starts the same).
+pub(super) struct AuthenticatorRow<'a> {
+    pub id: &'a str,
+    pub account_id: &'a str,
+    /// `pending` or `active`.
+    pub state: &'static str,
+    /// The secret sealed for `id` under the data key `key_id`.
+    pub sealed: Vec<u8>,
+    pub key_id: i64,
+    pub fingerprint: &'a str,
+    pub params: &'a Params,
+    pub last_used_step: Option<i64>,
+    /// Pending enrollments only.
+    pub expires_at: Option<i64>,
+    pub now: i64,
+}
+
+/// Inserts a new TOTP authenticator.
+pub(super) async fn insert_authenticator(
+    conn: &mut AnyConnection,
+    row: AuthenticatorRow<'_>,
+) -> CoreResult<()> {
+    sqlx::query(
+        "INSERT INTO authenticators (id, account_id, kind, state, secret, key_id, algorithm, digits, interval_secs, enabled, comment, \
+         fingerprint, last_used_step, drift, failed_attempts, expires_at, created_at) \
+         VALUES ($1, $2, 'totp', $3, $4, $5, $6, $7, $8, 1, '', $9, $10, 0, 0, $11, $12)",
+    )
+    .bind(row.id.to_owned())
+    .bind(row.account_id.to_owned())
+    .bind(row.state)
+    .bind(row.sealed)
+    .bind(row.key_id)
+    .bind(row.params.algorithm.as_str())
+    .bind(i64::from(row.params.digits.get()))
+    .bind(to_i64(row.params.interval.seconds()))
+    .bind(row.fingerprint.to_owned())
+    .bind(row.last_used_step)
+    .bind(row.expires_at)
+    .bind(row.now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Everything one verification needs, read in one query.
 struct Subject {
     account_id: String,
@@ -369,21 +414,21 @@ impl Service {
             .bind(subject.account_id.clone())
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO authenticators (id, account_id, kind, state, secret, key_id, algorithm, digits, interval_secs, enabled, comment, fingerprint, drift, failed_attempts, expires_at, created_at) \
-             VALUES ($1, $2, 'totp', 'pending', $3, $10, $4, $5, $6, 1, '', $7, 0, 0, $8, $9)",
+        insert_authenticator(
+            &mut tx,
+            AuthenticatorRow {
+                id: &id,
+                account_id: &subject.account_id,
+                state: "pending",
+                sealed,
+                key_id,
+                fingerprint: &fingerprint,
+                params: &p,
+                last_used_step: None,
+                expires_at: Some(expires_at),
+                now,
+            },
         )
-        .bind(id)
-        .bind(subject.account_id.clone())
-        .bind(sealed)
-        .bind(p.algorithm.as_str())
-        .bind(i64::from(p.digits.get()))
-        .bind(to_i64(p.interval.seconds()))
-        .bind(fingerprint)
-        .bind(expires_at)
-        .bind(now)
-        .bind(key_id)
-        .execute(&mut *tx)
         .await?;
         let actor = principal.actor();
         self.write_audit(
@@ -536,21 +581,22 @@ impl Service {
             .bind(subject.account_id.clone())
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO authenticators (id, account_id, kind, state, secret, key_id, algorithm, digits, interval_secs, enabled, comment, fingerprint, last_used_step, drift, failed_attempts, created_at) \
-             VALUES ($1, $2, 'totp', 'active', $3, $10, $4, $5, $6, 1, '', $7, $8, 0, 0, $9)",
+        insert_authenticator(
+            &mut tx,
+            AuthenticatorRow {
+                id: &id,
+                account_id: &subject.account_id,
+                state: "active",
+                sealed,
+                key_id,
+                fingerprint: &fingerprint,
+                params: &p,
+                // The step whose code is returned is claimed: it cannot log in.
+                last_used_step: Some(to_i64(totp.step(now_u))),
+                expires_at: None,
+                now,
+            },
         )
-        .bind(id)
-        .bind(subject.account_id.clone())
-        .bind(sealed)
-        .bind(p.algorithm.as_str())
-        .bind(i64::from(p.digits.get()))
-        .bind(to_i64(p.interval.seconds()))
-        .bind(fingerprint.clone())
-        .bind(to_i64(totp.step(now_u)))
-        .bind(now)
-        .bind(key_id)
-        .execute(&mut *tx)
         .await?;
         let recovery_codes = self
             .replace_recovery_codes(
