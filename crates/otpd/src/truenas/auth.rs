@@ -114,7 +114,6 @@ fn read_login_data(params: &[Value]) -> Result<LoginData, RpcError> {
 
 /// `login_options.user_info` (default true); `reconnect_token` is accepted and ignored.
 fn login_options(f: &mut Fields<'_>) -> bool {
-    f.ignore("mechanism");
     let Some(options) = f.object("login_options", "LoginOptions") else {
         return true;
     };

@@ -134,50 +134,73 @@ impl Conn {
             "auth.login" => return self.login_legacy(params).await,
             _ => {}
         }
-        if !is_method(method) {
+        // Known methods first, as TrueNAS does: an unknown one is "Method does not exist"
+        // even on a connection that has not logged in.
+        let Some(call) = Call::named(method) else {
             return Err(RpcError::MethodNotFound);
-        }
+        };
         let principal = self.principal().await?;
-        match method {
-            "auth.me" => self.me(&principal).await,
-            "auth.logout" => self.logout(&principal).await,
-            "auth.twofactor.config" => twofactor::config(self, &principal).await,
-            "auth.twofactor.update" => twofactor::update(self, &principal, params).await,
-            "user.query" => user::query(self, &principal, params).await,
-            "user.get_instance" => user::get_instance(self, &principal, params).await,
-            "user.create" => user::create(self, &principal, params).await,
-            "user.update" => user::update(self, &principal, params).await,
-            "user.delete" => user::delete(self, &principal, params).await,
-            "user.renew_2fa_secret" => user::renew_2fa_secret(self, &principal, params).await,
-            "user.unset_2fa_secret" => user::unset_2fa_secret(self, &principal, params).await,
-            "user.twofactor_config" => user::twofactor_config_call(self, &principal, params).await,
-            "user.provisioning_uri" => user::provisioning_uri(self, &principal, params).await,
-            "user.shell_choices" => Ok(user::shell_choices()),
-            _ => Err(RpcError::MethodNotFound),
+        match call {
+            Call::Me => self.me(&principal).await,
+            Call::Logout => self.logout(&principal).await,
+            Call::TwofactorConfig => twofactor::config(self, &principal).await,
+            Call::TwofactorUpdate => twofactor::update(self, &principal, params).await,
+            Call::UserQuery => user::query(self, &principal, params).await,
+            Call::UserGetInstance => user::get_instance(self, &principal, params).await,
+            Call::UserCreate => user::create(self, &principal, params).await,
+            Call::UserUpdate => user::update(self, &principal, params).await,
+            Call::UserDelete => user::delete(self, &principal, params).await,
+            Call::Renew2faSecret => user::renew_2fa_secret(self, &principal, params).await,
+            Call::Unset2faSecret => user::unset_2fa_secret(self, &principal, params).await,
+            Call::UserTwofactorConfig => {
+                user::twofactor_config_call(self, &principal, params).await
+            }
+            Call::ProvisioningUri => user::provisioning_uri(self, &principal, params).await,
+            Call::ShellChoices => Ok(user::shell_choices()),
         }
     }
 }
 
-/// Whether `method` is one this dialect answers once logged in (so an unknown method is
-/// "Method does not exist" even before login, as in TrueNAS).
-fn is_method(method: &str) -> bool {
-    matches!(
-        method,
-        "auth.me"
-            | "auth.logout"
-            | "auth.twofactor.config"
-            | "auth.twofactor.update"
-            | "user.query"
-            | "user.get_instance"
-            | "user.create"
-            | "user.update"
-            | "user.delete"
-            | "user.renew_2fa_secret"
-            | "user.unset_2fa_secret"
-            | "user.twofactor_config"
-            | "user.provisioning_uri"
-            | "user.shell_choices"
-    )
+/// The methods that need a logged-in connection (the match on it is exhaustive, so a
+/// method named here cannot lack its handler).
+#[derive(Debug, Clone, Copy)]
+enum Call {
+    Me,
+    Logout,
+    TwofactorConfig,
+    TwofactorUpdate,
+    UserQuery,
+    UserGetInstance,
+    UserCreate,
+    UserUpdate,
+    UserDelete,
+    Renew2faSecret,
+    Unset2faSecret,
+    UserTwofactorConfig,
+    ProvisioningUri,
+    ShellChoices,
+}
+
+impl Call {
+    fn named(method: &str) -> Option<Call> {
+        Some(match method {
+            "auth.me" => Call::Me,
+            "auth.logout" => Call::Logout,
+            "auth.twofactor.config" => Call::TwofactorConfig,
+            "auth.twofactor.update" => Call::TwofactorUpdate,
+            "user.query" => Call::UserQuery,
+            "user.get_instance" => Call::UserGetInstance,
+            "user.create" => Call::UserCreate,
+            "user.update" => Call::UserUpdate,
+            "user.delete" => Call::UserDelete,
+            "user.renew_2fa_secret" => Call::Renew2faSecret,
+            "user.unset_2fa_secret" => Call::Unset2faSecret,
+            "user.twofactor_config" => Call::UserTwofactorConfig,
+            "user.provisioning_uri" => Call::ProvisioningUri,
+            "user.shell_choices" => Call::ShellChoices,
+            _ => return None,
+        })
+    }
 }
 
 async fn serve(mut socket: WebSocket, mut conn: Conn) {

@@ -254,11 +254,6 @@ impl<'a> Fields<'a> {
         }
         self.errors
     }
-
-    /// Ignores a field that TrueNAS accepts and otpd has no use for.
-    pub fn ignore(&mut self, key: &'static str) {
-        self.seen.push(key);
-    }
 }
 
 #[cfg(test)]

@@ -171,6 +171,18 @@ impl RpcError {
         }
     }
 
+    /// [`RpcError::from_core`], except that a core validation error names its field under
+    /// `prefix`: TrueNAS names attributes by the argument that holds them
+    /// (`user_create.email`, `auth_twofactor_update.window`).
+    pub fn from_core_under(prefix: &str, e: CoreError) -> Self {
+        match e {
+            CoreError::Invalid { field, message } => {
+                RpcError::invalid(format!("{prefix}.{field}"), message)
+            }
+            other => RpcError::from_core(other),
+        }
+    }
+
     /// The `error` member of the response.
     pub fn to_json(&self) -> Value {
         match self {

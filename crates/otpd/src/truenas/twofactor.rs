@@ -6,7 +6,7 @@
 use super::Conn;
 use super::params::Args;
 use super::rpc::RpcError;
-use otpd_core::{CoreError, Policy, Principal};
+use otpd_core::{Policy, Principal};
 use serde_json::{Value, json};
 
 fn entry(policy: &Policy) -> Value {
@@ -71,11 +71,6 @@ pub(super) async fn update(
         .service()
         .set_policy(principal, policy, &meta)
         .await
-        .map_err(|e| match e {
-            CoreError::Invalid { field, message } => {
-                RpcError::invalid(format!("{P}.{field}"), message)
-            }
-            other => RpcError::from_core(other),
-        })?;
+        .map_err(|e| RpcError::from_core_under(P, e))?;
     Ok(entry(&policy))
 }

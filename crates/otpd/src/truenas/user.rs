@@ -128,6 +128,20 @@ async fn account_named(
     }
 }
 
+/// The account named by a call's only argument, `username` (and the name as given).
+async fn named_by_argument(
+    conn: &Conn,
+    principal: &Principal,
+    params: &[Value],
+) -> Result<(String, Account), RpcError> {
+    let mut args = Args::new(params, &["username"])?;
+    let username = args.string(0);
+    args.finish()?;
+    let username = username.unwrap_or_default();
+    let account = account_named(conn, principal, &username).await?;
+    Ok((username, account))
+}
+
 /// The account with TrueNAS id `id`: admins look anyone up; others only themselves.
 async fn account_by_id(conn: &Conn, principal: &Principal, id: i64) -> Result<Account, RpcError> {
     let not_found = || RpcError::call(Errno::Enoent, format!("User {id} does not exist"));
@@ -198,19 +212,6 @@ pub(super) async fn get_instance(
 /// The profile fields of `user.create`/`user.update` present in `data`, as a profile patch;
 /// the identity fields are read by the callers.
 fn profile_patch(data: &Map<String, Value>) -> Value {
-    const PROFILE: [&str; 11] = [
-        "home",
-        "shell",
-        "smb",
-        "userns_idmap",
-        "group",
-        "groups",
-        "ssh_password_enabled",
-        "sshpubkey",
-        "sudo_commands",
-        "sudo_commands_nopasswd",
-        "password_change_required",
-    ];
     Value::Object(
         data.iter()
             .filter(|(k, _)| PROFILE.contains(&k.as_str()))
@@ -218,6 +219,21 @@ fn profile_patch(data: &Map<String, Value>) -> Value {
             .collect(),
     )
 }
+
+/// The fields of `user.create`/`user.update` that are the core's `Profile`.
+const PROFILE: [&str; 11] = [
+    "home",
+    "shell",
+    "smb",
+    "userns_idmap",
+    "group",
+    "groups",
+    "ssh_password_enabled",
+    "sshpubkey",
+    "sudo_commands",
+    "sudo_commands_nopasswd",
+    "password_change_required",
+];
 
 /// Fields of `user.create`/`user.update` that otpd accepts and has no use for (it creates no
 /// home directories or groups).
@@ -228,10 +244,10 @@ const IGNORED: [&str; 4] = ["group_create", "home_create", "home_mode", "uid"];
 struct Identity {
     full_name: Option<String>,
     email: Option<Option<String>>,
+    /// The password given, or a generated one when `random_password` was asked for.
     password: Option<Zeroizing<String>>,
     password_disabled: Option<bool>,
     locked: Option<bool>,
-    random_password: bool,
 }
 
 fn identity(prefix: &str, data: &Map<String, Value>) -> Result<Identity, RpcError> {
@@ -285,7 +301,7 @@ fn identity(prefix: &str, data: &Map<String, Value>) -> Result<Identity, RpcErro
     for key in data.keys() {
         let known = KNOWN.contains(&key.as_str())
             || IGNORED.contains(&key.as_str())
-            || profile_patch(data).get(key).is_some();
+            || PROFILE.contains(&key.as_str());
         if !known {
             errors.push(Invalid::new(
                 format!("{prefix}.{key}"),
@@ -296,24 +312,18 @@ fn identity(prefix: &str, data: &Map<String, Value>) -> Result<Identity, RpcErro
     if !errors.is_empty() {
         return Err(RpcError::Validation(errors));
     }
+    let password = match (password, random_password) {
+        (Some(p), _) => Some(p),
+        (None, true) => Some(self::random_password()?),
+        (None, false) => None,
+    };
     Ok(Identity {
         full_name,
         email,
         password,
         password_disabled,
         locked,
-        random_password,
     })
-}
-
-/// Core validation errors carry the core's field name; TrueNAS names it under the payload.
-fn under(prefix: &str, e: CoreError) -> RpcError {
-    match e {
-        CoreError::Invalid { field, message } => {
-            RpcError::invalid(format!("{prefix}.{field}"), message)
-        }
-        other => RpcError::from_core(other),
-    }
 }
 
 /// A random 20-character password (TrueNAS `random_password`).
@@ -358,11 +368,7 @@ pub(super) async fn create(
             "Field required",
         ));
     };
-    let password = match (id.password, id.random_password) {
-        (Some(p), _) => Some(p),
-        (None, true) => Some(random_password()?),
-        (None, false) => None,
-    };
+    let password = id.password;
     let shown = password.clone();
     let new = NewAccount {
         username: username.clone(),
@@ -386,7 +392,7 @@ pub(super) async fn create(
                 errno: Errno::Eexist,
             }]));
         }
-        Err(e) => return Err(under(P, e)),
+        Err(e) => return Err(RpcError::from_core_under(P, e)),
     };
     let account = if id.locked == Some(true) {
         conn.service()
@@ -441,22 +447,18 @@ pub(super) async fn update(
         .service()
         .update_account(principal, &name, patch, &meta)
         .await
-        .map_err(|e| under(P, e))?;
-    let password = match (id.password, id.random_password) {
-        (Some(p), _) => Some(p),
-        (None, true) => Some(random_password()?),
-        (None, false) => None,
-    };
+        .map_err(|e| RpcError::from_core_under(P, e))?;
+    let password = id.password;
     if id.password_disabled == Some(true) {
         conn.service()
             .set_password(principal, &name, None, &meta)
             .await
-            .map_err(|e| under(P, e))?;
+            .map_err(|e| RpcError::from_core_under(P, e))?;
     } else if let Some(p) = &password {
         conn.service()
             .set_password(principal, &name, Some(p.clone()), &meta)
             .await
-            .map_err(|e| under(P, e))?;
+            .map_err(|e| RpcError::from_core_under(P, e))?;
     }
     if let Some(locked) = id.locked
         && locked != account.locked
@@ -493,8 +495,8 @@ pub(super) async fn delete(
 }
 
 /// `user.renew_2fa_secret(username, twofactor_options)` (seeds 000/001): a new secret, active
-/// at once; omitted options keep their stored values. The caller must be the user or a
-/// FULL_ADMIN. A user without a secret gets one (TrueNAS keeps a 2FA row for every user).
+/// at once; omitted options keep their stored values. A user without a secret gets one
+/// (TrueNAS keeps a 2FA row for every user).
 pub(super) async fn renew_2fa_secret(
     conn: &Conn,
     principal: &Principal,
@@ -517,51 +519,45 @@ pub(super) async fn renew_2fa_secret(
     };
     args.finish()?;
     let username = username.unwrap_or_default();
-    let Principal::Account(caller) = principal else {
-        return Err(RpcError::not_authenticated());
-    };
-    if !caller.username.eq_ignore_ascii_case(&username) && !principal.has(Role::FullAdmin) {
-        return Err(RpcError::call(
+    // Who may renew is the core's rule (the account itself or a 2FA admin, which a TrueNAS
+    // FULL_ADMIN is); its refusal is worded as TrueNAS words it.
+    let refused = |e: CoreError| match e {
+        CoreError::Forbidden(_) => RpcError::call(
             Errno::Eperm,
             format!(
                 "{username}: currently authenticated credential may not renew two-factor authentication for this user."
             ),
-        ));
-    }
-    let account = account_named(conn, principal, &username).await?;
+        ),
+        CoreError::NotFound("account") => no_such_user(&username),
+        CoreError::Invalid { field, message } if field == "digits" => {
+            RpcError::invalid("twofactor_options.otp_digits", message)
+        }
+        other => RpcError::from_core_under("twofactor_options", other),
+    };
+    let account = conn
+        .service()
+        .get_account(principal, &username)
+        .await
+        .map_err(refused)?;
     let options = TotpOptions {
         digits: digits.and_then(|d| u64::try_from(d).ok()),
         interval: interval.and_then(|i| u64::try_from(i).ok()),
         algorithm: None,
     };
     let meta = conn.meta.clone();
-    let named = |e: CoreError| match e {
-        CoreError::Invalid { field, message } => RpcError::invalid(
-            format!(
-                "twofactor_options.{}",
-                if field == "digits" {
-                    "otp_digits"
-                } else {
-                    &field
-                }
-            ),
-            message,
-        ),
-        other => RpcError::from_core(other),
-    };
     let (uri, digits, interval) = if account.twofactor_configured {
         let r = conn
             .service()
             .renew_totp(principal, &account.username, &options, None, &meta)
             .await
-            .map_err(named)?;
+            .map_err(refused)?;
         (r.provisioning_uri, r.digits, r.interval)
     } else {
         let p = conn
             .service()
             .provision_totp(principal, &account.username, &options, &meta)
             .await
-            .map_err(named)?;
+            .map_err(refused)?;
         (p.provisioning_uri, p.digits, p.interval)
     };
     let account = account_named(conn, principal, &account.username).await?;
@@ -581,11 +577,7 @@ pub(super) async fn unset_2fa_secret(
     principal: &Principal,
     params: &[Value],
 ) -> Result<Value, RpcError> {
-    let mut args = Args::new(params, &["username"])?;
-    let username = args.string(0);
-    args.finish()?;
-    let username = username.unwrap_or_default();
-    let account = account_named(conn, principal, &username).await?;
+    let (_, account) = named_by_argument(conn, principal, params).await?;
     if !account.twofactor_configured {
         return Ok(Value::Null); // TrueNAS: a no-op for a user without a secret
     }
@@ -603,10 +595,7 @@ pub(super) async fn twofactor_config_call(
     principal: &Principal,
     params: &[Value],
 ) -> Result<Value, RpcError> {
-    let mut args = Args::new(params, &["username"])?;
-    let username = args.string(0);
-    args.finish()?;
-    let account = account_named(conn, principal, &username.unwrap_or_default()).await?;
+    let (_, account) = named_by_argument(conn, principal, params).await?;
     twofactor_config(conn, principal, &account).await
 }
 
@@ -616,11 +605,7 @@ pub(super) async fn provisioning_uri(
     principal: &Principal,
     params: &[Value],
 ) -> Result<Value, RpcError> {
-    let mut args = Args::new(params, &["username"])?;
-    let username = args.string(0);
-    args.finish()?;
-    let username = username.unwrap_or_default();
-    let account = account_named(conn, principal, &username).await?;
+    let (username, account) = named_by_argument(conn, principal, params).await?;
     if !account.twofactor_configured {
         return Err(RpcError::call(
             Errno::Efault,
