@@ -607,17 +607,14 @@ impl Principal {
         }
     }
 
-    /// Whether the principal holds `role` (full admins hold every role; the CLI is the
-    /// operator and holds all).
-    pub fn has(&self, role: Role) -> bool {
+    pub(crate) fn has(&self, role: Role) -> bool {
         match self {
             Principal::Cli => true,
             Principal::Account(c) => c.roles.contains(&Role::FullAdmin) || c.roles.contains(&role),
         }
     }
 
-    /// Whether the principal holds any admin role.
-    pub fn is_any_admin(&self) -> bool {
+    pub(crate) fn is_any_admin(&self) -> bool {
         self.has(Role::FullAdmin) || self.has(Role::TwofactorAdmin) || self.has(Role::ReadonlyAdmin)
     }
 }

@@ -254,9 +254,20 @@ impl Service {
             .collect()
     }
 
-    /// The account with the numeric id `uid` (admins: TrueNAS addresses users by number).
+    /// The account with the numeric id `uid` (TrueNAS addresses users by number): any
+    /// account for admins; a plain account only itself, refused without looking others up.
     pub async fn account_by_uid(&self, principal: &Principal, uid: i64) -> CoreResult<Account> {
-        self.authorize(principal, None, Need::AnyAdmin, false)?;
+        if let Err(refused) = self.authorize(principal, None, Need::AnyAdmin, false) {
+            let Principal::Account(caller) = principal else {
+                return Err(refused);
+            };
+            let own = self.get_account(principal, &caller.username).await?;
+            return if own.uid == uid {
+                Ok(own)
+            } else {
+                Err(refused)
+            };
+        }
         let row = sqlx::query(ACCOUNT_BY_UID)
             .bind(uid)
             .fetch_optional(&self.db().read)

@@ -142,24 +142,15 @@ async fn named_by_argument(
     Ok((username, account))
 }
 
-/// The account with TrueNAS id `id`: admins look anyone up; others only themselves.
+/// The account with TrueNAS id `id` (the core decides who may see which).
 async fn account_by_id(conn: &Conn, principal: &Principal, id: i64) -> Result<Account, RpcError> {
-    let not_found = || RpcError::call(Errno::Enoent, format!("User {id} does not exist"));
-    if principal.is_any_admin() {
-        return match conn.service().account_by_uid(principal, id).await {
-            Ok(a) => Ok(a),
-            Err(CoreError::NotFound(_)) => Err(not_found()),
-            Err(e) => Err(RpcError::from_core(e)),
-        };
-    }
-    let Principal::Account(caller) = principal else {
-        return Err(RpcError::not_authenticated());
-    };
-    let own = account_named(conn, principal, &caller.username).await?;
-    if own.uid == id {
-        Ok(own)
-    } else {
-        Err(RpcError::not_authorized())
+    match conn.service().account_by_uid(principal, id).await {
+        Ok(a) => Ok(a),
+        Err(CoreError::NotFound(_)) => Err(RpcError::call(
+            Errno::Enoent,
+            format!("User {id} does not exist"),
+        )),
+        Err(e) => Err(RpcError::from_core(e)),
     }
 }
 
