@@ -5,11 +5,22 @@
 //! anyway, and queueing in-process avoids `SQLITE_BUSY` from lock upgrades. Reads use their
 //! own pool and never wait for the writer (WAL). `synchronous=FULL` is set on every
 //! connection: an acknowledged code must never become replayable after a power loss.
+//!
+//! The verification hot path on SQLite bypasses sqlx's thread hand-offs with synchronous
+//! connections to the same file ([`lite`]). The write pool's one connection stays the
+//! process's write token: the group-commit writer holds it for each batch, so the two kinds
+//! of writers in one process take turns in the pool's fair queue and never contend for
+//! SQLite's lock.
+
+pub(crate) mod lite;
+
+pub(crate) use lite::Lite;
 
 use crate::CoreResult;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Which database is behind the pools.
@@ -29,6 +40,8 @@ pub struct Db {
     /// Writes and every transaction.
     pub(crate) write: AnyPool,
     backend: Backend,
+    /// SQLite only: the hot path's synchronous connections.
+    lite: Option<Arc<Lite>>,
 }
 
 /// Pool settings.
@@ -77,6 +90,9 @@ impl Db {
                     let busy = busy.clone();
                     AnyPoolOptions::new()
                         .max_connections(max)
+                        // A local file does not go stale; a ping per acquire would cost a
+                        // hand-off to the connection's thread each time.
+                        .test_before_acquire(false)
                         .acquire_timeout(options.acquire_timeout)
                         .after_connect(move |conn, _| {
                             let busy = busy.clone();
@@ -95,11 +111,25 @@ impl Db {
                 let read = pool(options.max_connections.max(1))
                     .connect_with(connect)
                     .await?;
-                Db {
+                let path = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
+                    .get_filename()
+                    .to_owned();
+                let db = Db {
                     read,
                     write,
                     backend,
-                }
+                    lite: None,
+                };
+                // The synchronous connections open the file only once it is migrated.
+                db.migrate().await?;
+                let readers = std::thread::available_parallelism()
+                    .map_or(2, |n| n.get())
+                    .clamp(1, options.max_connections.max(1) as usize);
+                let lite = Lite::open(&path, readers, options.statement_timeout)?;
+                return Ok(Db {
+                    lite: Some(Arc::new(lite)),
+                    ..db
+                });
             }
             Backend::Postgres => {
                 let timeout = format!("SET statement_timeout = {timeout_ms}");
@@ -119,6 +149,7 @@ impl Db {
                     read: pool.clone(),
                     write: pool,
                     backend,
+                    lite: None,
                 }
             }
         };
@@ -156,6 +187,30 @@ impl Db {
         self.backend
     }
 
+    /// SQLite's synchronous connections (none on PostgreSQL).
+    pub(crate) fn lite(&self) -> Option<&Arc<Lite>> {
+        self.lite.as_ref()
+    }
+
+    /// The one row `sql` (a SELECT with one `$1` parameter) selects for `key`, decoded by
+    /// `decode`: the point reads of the hot path. On SQLite a synchronous read on the
+    /// calling thread ([`Lite::row_by_key`]); on PostgreSQL a read from the pool.
+    pub(crate) async fn row_by_key<T>(
+        &self,
+        sql: &'static str,
+        key: &str,
+        decode: impl FnOnce(&dyn Columns) -> CoreResult<T>,
+    ) -> CoreResult<Option<T>> {
+        if let Some(lite) = &self.lite {
+            return lite.row_by_key(sql, key, decode);
+        }
+        let row = sqlx::query(sql)
+            .bind(key.to_owned())
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|row| decode(&row)).transpose()
+    }
+
     /// Whether the database answers (`/readyz`).
     pub async fn ping(&self) -> CoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
@@ -166,6 +221,34 @@ impl Db {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+    }
+}
+
+/// A result row read by column name, from either driver, so that each kind of row is
+/// decoded by one function.
+pub(crate) trait Columns {
+    fn text(&self, name: &str) -> CoreResult<String>;
+    fn opt_text(&self, name: &str) -> CoreResult<Option<String>>;
+    fn int(&self, name: &str) -> CoreResult<i64>;
+    fn opt_int(&self, name: &str) -> CoreResult<Option<i64>>;
+    fn blob(&self, name: &str) -> CoreResult<Vec<u8>>;
+}
+
+impl Columns for AnyRow {
+    fn text(&self, name: &str) -> CoreResult<String> {
+        Ok(self.try_get(name)?)
+    }
+    fn opt_text(&self, name: &str) -> CoreResult<Option<String>> {
+        Ok(self.try_get(name)?)
+    }
+    fn int(&self, name: &str) -> CoreResult<i64> {
+        Ok(self.try_get(name)?)
+    }
+    fn opt_int(&self, name: &str) -> CoreResult<Option<i64>> {
+        Ok(self.try_get(name)?)
+    }
+    fn blob(&self, name: &str) -> CoreResult<Vec<u8>> {
+        Ok(self.try_get(name)?)
     }
 }
 

@@ -134,7 +134,8 @@ impl Service {
     ) -> CoreResult<Self> {
         let keys = keys::Keys::open(master, &db, clock.now()).await?;
         let group_commit = (db.backend() == crate::Backend::Sqlite)
-            .then(|| commit::GroupCommit::start(db.clone()));
+            .then(|| commit::GroupCommit::start(db.clone()))
+            .transpose()?;
         let service = Service {
             inner: Arc::new(Inner {
                 db,

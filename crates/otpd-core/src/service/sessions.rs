@@ -89,6 +89,16 @@ pub struct NewApiKey {
     pub key: Shown,
 }
 
+/// An API key and its owner, by the key's hash: the first read of every service request.
+const API_KEY_BY_HASH: &str = "SELECT k.id, k.last_used_at, a.id AS account_id, a.username, a.roles, a.locked \
+     FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1";
+
+/// When an API key was last recorded as used.
+struct ApiKeyUse {
+    id: String,
+    last_used_at: Option<i64>,
+}
+
 impl Service {
     /// Password login. Unknown users, wrong passwords and disabled passwords answer the same
     /// [`CoreError::Unauthenticated`] after the same Argon2 work.
@@ -301,36 +311,39 @@ impl Service {
     pub async fn authenticate(&self, bearer: &str) -> CoreResult<Principal> {
         let now = self.now();
         if bearer.starts_with(API_KEY_PREFIX) {
-            let row = sqlx::query(
-                "SELECT k.id, k.last_used_at, a.id AS account_id, a.username, a.roles, a.locked FROM api_keys k \
-                 JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1",
-            )
-            .bind(token_hash(bearer))
-            .fetch_optional(&self.db().read)
-            .await?
-            .ok_or(CoreError::Unauthenticated)?;
-            if row.try_get::<i64, _>("locked")? != 0 {
-                return Err(CoreError::Unauthenticated);
-            }
-            let key_id: String = row.try_get("id")?;
-            let last_used: Option<i64> = row.try_get("last_used_at")?;
+            let (key, caller) = self
+                .db()
+                .row_by_key(API_KEY_BY_HASH, &token_hash(bearer), |row| {
+                    if row.int("locked")? != 0 {
+                        return Ok(None);
+                    }
+                    let key = ApiKeyUse {
+                        id: row.text("id")?,
+                        last_used_at: row.opt_int("last_used_at")?,
+                    };
+                    let caller = Caller {
+                        account_id: row.text("account_id")?,
+                        username: row.text("username")?,
+                        roles: roles_from_db(&row.text("roles")?),
+                        session_id: None,
+                        kind: SessionKind::Session,
+                        second_factor_at: None,
+                        api_key_id: Some(key.id.clone()),
+                    };
+                    Ok(Some((key, caller)))
+                })
+                .await?
+                .flatten()
+                .ok_or(CoreError::Unauthenticated)?;
             // Recorded to the minute, so a busy service key costs no write per request.
-            if last_used.is_none_or(|t| t < now - 60) {
+            if key.last_used_at.is_none_or(|t| t < now - 60) {
                 sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
                     .bind(now)
-                    .bind(key_id.clone())
+                    .bind(key.id)
                     .execute(&self.db().write)
                     .await?;
             }
-            return Ok(Principal::Account(Caller {
-                account_id: row.try_get("account_id")?,
-                username: row.try_get("username")?,
-                roles: roles_from_db(&row.try_get::<String, _>("roles")?),
-                session_id: None,
-                kind: SessionKind::Session,
-                second_factor_at: None,
-                api_key_id: Some(key_id),
-            }));
+            return Ok(Principal::Account(caller));
         }
         if !bearer.starts_with(SESSION_PREFIX) {
             return Err(CoreError::Unauthenticated);

@@ -6,6 +6,7 @@ use super::admin::parse_policy;
 use super::commit::{AuditRow, FailureCount, VerifyWrite, Written};
 use super::recovery::{format_recovery_code, recovery_shape};
 use super::{Audit, Need, Outcome, Service, Shown, new_id};
+use crate::store::Columns;
 use crate::{
     CoreError, CoreResult, FactorMethod, Policy, Principal, Purpose, RequestMeta, SessionKind,
     VerifyOutcome, VerifyReason,
@@ -15,7 +16,6 @@ use otp::{
     Window,
 };
 use serde::Serialize;
-use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 /// Options for a new or renewed authenticator; `None` takes the policy default (new) or
@@ -221,38 +221,45 @@ const SUBJECT_BY_NAME: &str = "SELECT acc.id AS account_id, acc.username, p.docu
      FROM accounts acc JOIN policy p ON p.id = 1 LEFT JOIN authenticators t ON t.account_id = acc.id AND t.kind = 'totp' \
      WHERE acc.username_key = $1";
 
-fn authenticator_from_row(row: &AnyRow) -> CoreResult<Option<Authenticator>> {
-    let Some(id) = row.try_get::<Option<String>, _>("id")? else {
+fn authenticator_from_row(row: &dyn Columns) -> CoreResult<Option<Authenticator>> {
+    let Some(id) = row.opt_text("id")? else {
         return Ok(None);
     };
     let stored =
         |what: &str| CoreError::Internal(format!("stored authenticator has a bad {what}").into());
     Ok(Some(Authenticator {
         id,
-        state: row.try_get("state")?,
-        secret: row.try_get("secret")?,
+        state: row.text("state")?,
+        secret: row.blob("secret")?,
         algorithm: row
-            .try_get::<String, _>("algorithm")?
+            .text("algorithm")?
             .parse()
             .map_err(|_| stored("algorithm"))?,
-        digits: Digits::new(u64::try_from(row.try_get::<i64, _>("digits")?).unwrap_or(0))
+        digits: Digits::new(u64::try_from(row.int("digits")?).unwrap_or(0))
             .map_err(|_| stored("digits"))?,
-        interval: Interval::new(
-            u64::try_from(row.try_get::<i64, _>("interval_secs")?).unwrap_or(0),
-        )
-        .map_err(|_| stored("interval"))?,
-        enabled: row.try_get::<i64, _>("enabled")? != 0,
-        comment: row.try_get("comment")?,
-        fingerprint: row.try_get("fingerprint")?,
-        last_used_step: row.try_get("last_used_step")?,
-        drift: row.try_get("drift")?,
-        failed_attempts: row.try_get("failed_attempts")?,
-        locked_until: row.try_get("locked_until")?,
-        expires_at: row.try_get("expires_at")?,
-        created_at: row.try_get("created_at")?,
-        renewed_at: row.try_get("renewed_at")?,
-        last_used_at: row.try_get("last_used_at")?,
+        interval: Interval::new(u64::try_from(row.int("interval_secs")?).unwrap_or(0))
+            .map_err(|_| stored("interval"))?,
+        enabled: row.int("enabled")? != 0,
+        comment: row.text("comment")?,
+        fingerprint: row.text("fingerprint")?,
+        last_used_step: row.opt_int("last_used_step")?,
+        drift: row.int("drift")?,
+        failed_attempts: row.int("failed_attempts")?,
+        locked_until: row.opt_int("locked_until")?,
+        expires_at: row.opt_int("expires_at")?,
+        created_at: row.int("created_at")?,
+        renewed_at: row.opt_int("renewed_at")?,
+        last_used_at: row.opt_int("last_used_at")?,
     }))
+}
+
+fn subject_from_row(row: &dyn Columns) -> CoreResult<Subject> {
+    Ok(Subject {
+        account_id: row.text("account_id")?,
+        username: row.text("username")?,
+        policy: parse_policy(&row.text("document")?)?,
+        authenticator: authenticator_from_row(row)?,
+    })
 }
 
 impl Authenticator {
@@ -345,12 +352,18 @@ impl Service {
             .fetch_optional(conn)
             .await?
             .ok_or(CoreError::NotFound("account"))?;
-        Ok(Subject {
-            account_id: row.try_get("account_id")?,
-            username: row.try_get("username")?,
-            policy: parse_policy(&row.try_get::<String, _>("document")?)?,
-            authenticator: authenticator_from_row(&row)?,
-        })
+        subject_from_row(&row)
+    }
+
+    /// [`Self::subject`] outside a transaction, by the hot path's point read.
+    async fn subject_now(&self, username: &str) -> CoreResult<Subject> {
+        let Ok(name) = crate::Username::parse(username) else {
+            return Err(CoreError::NotFound("account"));
+        };
+        self.db()
+            .row_by_key(SUBJECT_BY_NAME, &name.key(), subject_from_row)
+            .await?
+            .ok_or(CoreError::NotFound("account"))
     }
 
     async fn open_secret(&self, auth: &Authenticator) -> CoreResult<Secret> {
@@ -830,10 +843,7 @@ impl Service {
         action: &'static str,
         meta: &RequestMeta,
     ) -> CoreResult<VerifyOutcome> {
-        let subject = {
-            let mut conn = self.db().read.acquire().await?;
-            self.subject(&mut conn, username).await?
-        };
+        let subject = self.subject_now(username).await?;
         let now = self.now();
         let name = subject.username.as_str();
         let refuse = |reason: VerifyReason| async move {

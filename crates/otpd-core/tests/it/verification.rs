@@ -3,6 +3,7 @@
 
 use crate::helpers::*;
 use otpd_core::*;
+use std::sync::Arc;
 
 fn refused(reason: VerifyReason) -> VerifyOutcome {
     VerifyOutcome {
@@ -430,5 +431,81 @@ async fn concurrent_verifications_of_many_accounts_are_each_answered_right() {
     assert_eq!(
         status.failed_attempts, 2,
         "a replay and a wrong code counted"
+    );
+}
+
+/// While verification writes stream through the group-commit writer, the service's other
+/// writes (here: new accounts) and a second service on the same database (as the CLI beside
+/// `otpd serve`) still get their turn: nothing fails with "database is locked", nothing
+/// waits for the load to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn other_writes_take_turns_with_a_stream_of_verifications() {
+    let env = env().await;
+    let accounts: Vec<BulkAccount> = (0..50)
+        .map(|i| BulkAccount {
+            username: format!("st{i:02}"),
+            secret: otp::Secret::generate(20).unwrap(),
+        })
+        .collect();
+    env.service
+        .provision_bulk(&Principal::Cli, &accounts, &TotpOptions::default(), &meta())
+        .await
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let streams: Vec<_> = accounts
+        .iter()
+        .map(|a| {
+            let (service, stop, name) = (env.service.clone(), stop.clone(), a.username.clone());
+            tokio::spawn(async move {
+                let mut answered = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let outcome = service
+                        .verify_totp(&Principal::Cli, &name, "000000", &meta())
+                        .await
+                        .unwrap();
+                    assert!(!outcome.valid);
+                    answered += 1;
+                }
+                answered
+            })
+        })
+        .collect();
+    let other = start(env.db.url(), env.master.clone(), env.clock.clone())
+        .await
+        .unwrap();
+    for i in 0..20 {
+        let service = if i % 2 == 0 { &env.service } else { &other };
+        service
+            .create_account(
+                &Principal::Cli,
+                NewAccount {
+                    username: format!("new{i:02}"),
+                    ..NewAccount::default()
+                },
+                &meta(),
+            )
+            .await
+            .unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut answered = 0;
+    for s in streams {
+        answered += s.await.unwrap();
+    }
+    assert!(
+        answered >= 50,
+        "the verifications ran meanwhile ({answered})"
+    );
+    let listed = env
+        .service
+        .list_accounts(&Principal::Cli, Some("new"), 100, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|a| a.username.starts_with("new"))
+            .count(),
+        20
     );
 }
