@@ -15,16 +15,20 @@
 //! that the service's other writes wait their turn in the pool's queue instead of spinning
 //! on SQLite's lock.
 //!
-//! PostgreSQL needs none of this: each verification keeps its own short transaction, and the
-//! server's own group commit (`commit_delay`) batches the flushes of concurrent commits.
+//! PostgreSQL needs none of this: each write is one statement in a transaction of its own
+//! (the claim or the count and the audit row joined by a data-modifying `WITH`), so it
+//! costs one round trip, and concurrent commits share the server's WAL flushes.
 
 use super::{INSERT_AUDIT, Outcome};
 use crate::store::{Db, lite};
-use crate::{CoreError, CoreResult, RequestMeta};
+use crate::{CoreError, CoreResult, RequestMeta, VerifyReason};
 use rusqlite::{Connection, TransactionBehavior};
 use sqlx::AnyConnection;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
+
+/// The audit reason of a claim that lost to another request.
+const REPLAYED: VerifyReason = VerifyReason::Replayed;
 
 /// Writes gathered into one transaction at most.
 const MAX_BATCH: usize = 512;
@@ -43,6 +47,18 @@ pub(crate) struct AuditRow {
 }
 
 impl AuditRow {
+    /// The row of a claim that lost to another request.
+    fn replayed(&self) -> Self {
+        AuditRow {
+            outcome: Outcome::Failure,
+            reason: Some(REPLAYED.as_str().to_owned()),
+            actor: self.actor.clone(),
+            account: self.account.clone(),
+            meta: self.meta.clone(),
+            ..*self
+        }
+    }
+
     /// The row of `event`, at `at`.
     pub(crate) fn of(at: i64, event: &super::Audit<'_>) -> Self {
         AuditRow {
@@ -89,16 +105,16 @@ pub(crate) struct FailureCount {
 // Moved once, into the writer's queue; boxing the large variant would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum VerifyWrite {
-    /// Claim `step` (by one conditional UPDATE). If another request claimed it (or a later
-    /// step) first, the attempt counts as a replay failure instead.
+    /// Claim `step` (by one conditional UPDATE) and record `audit`. If another request
+    /// claimed it (or a later step) first, the attempt counts as a failure instead, and
+    /// `audit` is recorded as a failure for the reason `replayed`.
     Claim {
         auth_id: String,
         step: i64,
         drift: i64,
         now: i64,
         failure: FailureCount,
-        success: AuditRow,
-        replayed: AuditRow,
+        audit: AuditRow,
     },
     /// A refused code.
     Failure {
@@ -152,18 +168,35 @@ const COUNT_FAILURE: &str = "UPDATE authenticators SET \
      failed_attempts = CASE WHEN failed_attempts + 1 >= $1 THEN 0 ELSE failed_attempts + 1 END \
      WHERE id = $3";
 
-async fn count_failure(conn: &mut AnyConnection, f: &FailureCount) -> Result<(), sqlx::Error> {
-    sqlx::query(COUNT_FAILURE)
-        .bind(f.max_failures)
-        .bind(f.lock_until)
-        .bind(f.auth_id.clone())
-        .execute(conn)
-        .await?;
-    Ok(())
-}
+/// [`CLAIM`], then [`COUNT_FAILURE`] if nothing was claimed, and the audit row, in one
+/// statement (PostgreSQL). `claimed` is read by the other parts, so it runs first and to
+/// completion; the count changes the row only where the claim did not. Parameters: those of
+/// [`CLAIM`], max failures, lock until, then the audit row with the outcome and reason of
+/// a claim and of a replay.
+const CLAIM_PG: &str = "WITH claimed AS (UPDATE authenticators SET last_used_step = $1, drift = $2, failed_attempts = 0, locked_until = NULL, last_used_at = $3 \
+     WHERE id = $4 AND state = 'active' AND enabled = 1 AND (last_used_step IS NULL OR last_used_step < $1) \
+     AND (locked_until IS NULL OR locked_until <= $3) RETURNING id), \
+     counted AS (UPDATE authenticators SET \
+     locked_until = CASE WHEN failed_attempts + 1 >= $5 THEN $6 ELSE locked_until END, \
+     failed_attempts = CASE WHEN failed_attempts + 1 >= $5 THEN 0 ELSE failed_attempts + 1 END \
+     WHERE id = $4 AND NOT EXISTS (SELECT 1 FROM claimed)), \
+     audited AS (INSERT INTO audit_events (at, actor, account, action, outcome, reason, door, remote_addr, request_id) \
+     SELECT $7, $8, $9, $10, \
+     CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN $11 ELSE $12 END, \
+     CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN $13 ELSE $14 END, $15, $16, $17) \
+     SELECT EXISTS (SELECT 1 FROM claimed) AS claimed";
 
-/// Applies one write inside the caller's transaction.
-async fn apply(conn: &mut AnyConnection, write: &VerifyWrite) -> Result<Written, sqlx::Error> {
+/// [`COUNT_FAILURE`] and the audit row in one statement (PostgreSQL). Parameters: those of
+/// [`COUNT_FAILURE`], then the audit row's as in [`INSERT_AUDIT`].
+const COUNT_FAILURE_PG: &str = "WITH counted AS (UPDATE authenticators SET \
+     locked_until = CASE WHEN failed_attempts + 1 >= $1 THEN $2 ELSE locked_until END, \
+     failed_attempts = CASE WHEN failed_attempts + 1 >= $1 THEN 0 ELSE failed_attempts + 1 END \
+     WHERE id = $3) \
+     INSERT INTO audit_events (at, actor, account, action, outcome, reason, door, remote_addr, request_id) \
+     VALUES ($4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+/// Applies one write in one statement, so one round trip (PostgreSQL).
+pub(crate) async fn apply_alone(db: &Db, write: &VerifyWrite) -> CoreResult<Written> {
     match write {
         VerifyWrite::Claim {
             auth_id,
@@ -171,46 +204,61 @@ async fn apply(conn: &mut AnyConnection, write: &VerifyWrite) -> Result<Written,
             drift,
             now,
             failure,
-            success,
-            replayed,
+            audit,
         } => {
-            let claimed = sqlx::query(CLAIM)
+            let claimed: bool = sqlx::query_scalar::<_, bool>(CLAIM_PG)
                 .bind(*step)
                 .bind(*drift)
                 .bind(*now)
                 .bind(auth_id.clone())
-                .execute(&mut *conn)
+                .bind(failure.max_failures)
+                .bind(failure.lock_until)
+                .bind(audit.at)
+                .bind(audit.actor.clone())
+                .bind(audit.account.clone())
+                .bind(audit.action)
+                .bind(audit.outcome.as_str())
+                .bind(Outcome::Failure.as_str())
+                .bind(audit.reason.clone())
+                .bind(REPLAYED.as_str())
+                .bind(audit.meta.door.as_str())
+                .bind(audit.meta.remote_addr.clone())
+                .bind(audit.meta.request_id.clone())
+                .fetch_one(&db.write)
                 .await?;
-            if claimed.rows_affected() == 0 {
-                count_failure(conn, failure).await?;
-                insert_audit(conn, replayed).await?;
-                Ok(Written::Replayed)
+            Ok(if claimed {
+                Written::Claimed
             } else {
-                insert_audit(conn, success).await?;
-                Ok(Written::Claimed)
-            }
+                Written::Replayed
+            })
         }
         VerifyWrite::Failure { count, audit } => {
-            count_failure(conn, count).await?;
-            insert_audit(conn, audit).await?;
+            sqlx::query(COUNT_FAILURE_PG)
+                .bind(count.max_failures)
+                .bind(count.lock_until)
+                .bind(count.auth_id.clone())
+                .bind(audit.at)
+                .bind(audit.actor.clone())
+                .bind(audit.account.clone())
+                .bind(audit.action)
+                .bind(audit.outcome.as_str())
+                .bind(audit.reason.clone())
+                .bind(audit.meta.door.as_str())
+                .bind(audit.meta.remote_addr.clone())
+                .bind(audit.meta.request_id.clone())
+                .execute(&db.write)
+                .await?;
             Ok(Written::Done)
         }
         VerifyWrite::Audit(row) => {
-            insert_audit(conn, row).await?;
+            let mut conn = db.write.acquire().await?;
+            insert_audit(&mut conn, row).await?;
             Ok(Written::Done)
         }
     }
 }
 
-/// Applies one write in a transaction of its own (PostgreSQL).
-pub(crate) async fn apply_alone(db: &Db, write: &VerifyWrite) -> CoreResult<Written> {
-    let mut tx = db.begin().await?;
-    let written = apply(&mut tx, write).await?;
-    tx.commit().await?;
-    Ok(written)
-}
-
-/// [`apply`] on the writer's synchronous connection (SQLite), the same statements.
+/// Applies one write on the writer's synchronous connection (SQLite), inside its transaction.
 fn apply_lite(conn: &Connection, write: &VerifyWrite) -> CoreResult<Written> {
     let count_failure = |f: &FailureCount| {
         lite::execute(
@@ -243,15 +291,14 @@ fn apply_lite(conn: &Connection, write: &VerifyWrite) -> CoreResult<Written> {
             drift,
             now,
             failure,
-            success,
-            replayed,
+            audit,
         } => {
             if lite::execute(conn, CLAIM, (step, drift, now, auth_id.as_str()))? == 0 {
                 count_failure(failure)?;
-                insert_audit(replayed)?;
+                insert_audit(&audit.replayed())?;
                 Ok(Written::Replayed)
             } else {
-                insert_audit(success)?;
+                insert_audit(audit)?;
                 Ok(Written::Claimed)
             }
         }

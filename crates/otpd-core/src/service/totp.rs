@@ -934,22 +934,13 @@ impl Service {
                 drift,
                 now,
                 failure: failure_count(&subject, auth, now),
-                success: AuditRow::new(
+                audit: AuditRow::new(
                     now,
                     actor,
                     &subject.username,
                     action,
                     Outcome::Success,
                     "totp",
-                    meta,
-                ),
-                replayed: AuditRow::new(
-                    now,
-                    actor,
-                    &subject.username,
-                    action,
-                    Outcome::Failure,
-                    VerifyReason::Replayed.as_str(),
                     meta,
                 ),
             })
