@@ -128,11 +128,46 @@ fn panel(
     }
 }
 
-/// The chart of `points` as an SVG document.
+/// The median of `values` (the mean of the middle two for an even count); `None` if empty.
+pub fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// One point per mode and concurrency: the medians of repeated runs.
+fn medians(points: &[Point]) -> Vec<Point> {
+    let mut groups: BTreeMap<(String, usize), Vec<&Point>> = BTreeMap::new();
+    for p in points {
+        groups
+            .entry((p.mode.clone(), p.concurrency))
+            .or_default()
+            .push(p);
+    }
+    groups
+        .into_iter()
+        .map(|((mode, concurrency), runs)| Point {
+            mode,
+            concurrency,
+            rps: median(runs.iter().map(|p| p.rps)).unwrap_or(0.0),
+            p50_ms: median(runs.iter().map(|p| p.p50_ms)).unwrap_or(0.0),
+            p99_ms: median(runs.iter().map(|p| p.p99_ms)).unwrap_or(0.0),
+        })
+        .collect()
+}
+
+/// The chart of `points` (repeated runs drawn as their medians): throughput and latency
+/// against concurrency.
 pub fn svg(points: &[Point]) -> String {
+    let points = medians(points);
     let mut throughput: BTreeMap<String, Vec<(usize, f64)>> = BTreeMap::new();
     let mut latency: BTreeMap<String, Vec<(usize, f64)>> = BTreeMap::new();
-    for p in points {
+    for p in &points {
         throughput
             .entry(p.mode.clone())
             .or_default()
@@ -181,5 +216,22 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         assert_eq!(svg.matches("<polyline").count(), 3 + 4);
         assert!(svg.contains("valid p99"));
+    }
+
+    #[test]
+    fn medians_of_repeated_runs() {
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), Some(2.0));
+        assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), Some(2.5));
+        assert_eq!(median(std::iter::empty()), None);
+        let run = |rps| Point {
+            mode: "valid".into(),
+            concurrency: 64,
+            rps,
+            p50_ms: rps / 1000.0,
+            p99_ms: 1.0,
+        };
+        let one = medians(&[run(10.0), run(30.0), run(20.0)]);
+        assert_eq!(one.len(), 1);
+        assert_eq!((one[0].rps, one[0].p50_ms), (20.0, 0.02));
     }
 }

@@ -5,8 +5,9 @@
 //! account. Each account is used at most once per step (a per-account "last step" array
 //! enforces it); when every account has been used in the current step, workers wait for the
 //! next one and the wait is reported, so a pool too small for the rate shows up as such
-//! rather than as replays. A valid-code run starts at a step boundary, since an earlier run
-//! may have used accounts in the current step. Wrong-code mode sends a wrong code to each account in turn
+//! rather than as replays. The accounts' state lives in a [`Pool`] shared by the runs of one
+//! invocation (repeats, concurrency sweeps), which starts at a step boundary, since an
+//! earlier invocation may have used accounts in the current step. Wrong-code mode sends a wrong code to each account in turn
 //! (failure counting and lockout run as they would under attack).
 
 use crate::accounts;
@@ -96,14 +97,39 @@ pub struct Report {
     pub server_peak_rss_mib: Option<f64>,
 }
 
+/// The bench accounts of an invocation: which one comes next, and which step each last
+/// used, carried from run to run so that repeated runs never wait for a fresh step.
+pub struct Pool {
+    next: AtomicU64,
+    /// Per account: the last step used + 1 (0: never). Empty unless in valid mode.
+    last_step: Vec<AtomicU64>,
+}
+
+impl Pool {
+    /// The pool of `accounts` accounts for `mode`. In valid mode it waits for the next step
+    /// boundary, where every account is fresh whatever earlier invocations used.
+    pub async fn new(mode: Mode, accounts: u64) -> anyhow::Result<Arc<Self>> {
+        let accounts = usize::try_from(accounts)?;
+        let last_step = if mode == Mode::Valid {
+            let now = unix_now();
+            tokio::time::sleep(Duration::from_secs_f64(30.0 - (now % 30.0) + 0.05)).await;
+            (0..accounts).map(|_| AtomicU64::new(0)).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Arc::new(Pool {
+            next: AtomicU64::new(0),
+            last_step,
+        }))
+    }
+}
+
 struct Shared {
     load: Load,
-    next: AtomicU64,
+    pool: Arc<Pool>,
     sent: AtomicU64,
     stop: AtomicBool,
     measuring: AtomicBool,
-    /// Per account: the last step used + 1 (0: never).
-    last_step: Vec<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -128,7 +154,7 @@ impl Shared {
         if self.load.mode == Mode::Healthz {
             return Ok(("/healthz".into(), Bytes::new()));
         }
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.pool.next.fetch_add(1, Ordering::Relaxed);
         let slot_index = n % self.load.accounts.max(1);
         let i = self.load.first + slot_index;
         let now = loop {
@@ -139,7 +165,7 @@ impl Shared {
             }
             let Some(slot) = usize::try_from(slot_index)
                 .ok()
-                .and_then(|i| self.last_step.get(i))
+                .and_then(|i| self.pool.last_step.get(i))
             else {
                 anyhow::bail!("account index out of range");
             };
@@ -265,7 +291,7 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 }
 
 /// Runs one load and measures it.
-pub async fn run(load: Load) -> anyhow::Result<Report> {
+pub async fn run(load: Load, pool: Arc<Pool>) -> anyhow::Result<Report> {
     anyhow::ensure!(
         load.target.ip().is_loopback(),
         "the load generator targets loopback only"
@@ -279,23 +305,15 @@ pub async fn run(load: Load) -> anyhow::Result<Report> {
         load.mode == Mode::Healthz || load.accounts > 0,
         "verification modes need --accounts"
     );
-    let accounts = usize::try_from(load.accounts)?;
-    if load.mode == Mode::Valid {
-        // Earlier runs (other processes) may have used accounts in the current step: start
-        // at the next step, where every account is fresh.
-        let now = unix_now();
-        tokio::time::sleep(Duration::from_secs_f64(30.0 - (now % 30.0) + 0.05)).await;
-    }
+    anyhow::ensure!(
+        load.mode != Mode::Valid || pool.last_step.len() as u64 >= load.accounts,
+        "the pool is smaller than --accounts"
+    );
     let shared = Arc::new(Shared {
-        next: AtomicU64::new(0),
+        pool,
         sent: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         measuring: AtomicBool::new(false),
-        last_step: if load.mode == Mode::Valid {
-            (0..accounts).map(|_| AtomicU64::new(0)).collect()
-        } else {
-            Vec::new()
-        },
         load,
     });
     let workers: Vec<_> = (0..shared.load.concurrency)

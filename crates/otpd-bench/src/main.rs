@@ -91,6 +91,10 @@ enum Command {
         /// Append each run's report to this file as a JSON line.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Runs per concurrency; with more than one, a median row follows (this machine is
+        /// shared and noisy: quote medians).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+        repeat: u32,
     },
     /// Draw the reports of a JSON-lines file (from `load --json`) as an SVG chart.
     Chart {
@@ -156,6 +160,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             server_pid,
             json,
+            repeat,
         } => {
             println!(
                 "{:<8} {:>5} {:>10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8}  outcomes",
@@ -170,56 +175,94 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "cpu µs/r",
                 "rss MiB"
             );
+            let pool = load::Pool::new(mode, accounts).await?;
             for c in concurrency {
-                let report = load::run(load::Load {
-                    target,
-                    api_key: api_key.clone(),
-                    mode,
-                    concurrency: c,
-                    duration: Duration::from_secs(duration),
-                    warmup: Duration::from_secs(warmup),
-                    max_requests,
-                    accounts,
-                    first: first_account,
-                    seed: seed.clone(),
-                    server_pid,
-                })
-                .await?;
-                let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
-                println!(
-                    "{:<8} {:>5} {:>10} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>8}  {:?}{}",
-                    serde_json::to_value(report.mode)?.as_str().unwrap_or("?"),
-                    report.concurrency,
-                    report.requests,
-                    report.rps,
-                    report.p50_ms,
-                    report.p90_ms,
-                    report.p99_ms,
-                    report.max_ms,
-                    opt(report.server_cpu_us_per_request),
-                    opt(report.server_peak_rss_mib),
-                    report.outcomes,
-                    if report.pool_wait_seconds > 0.0 {
-                        format!(
-                            " (waited {:.1} s for fresh steps: too few accounts)",
-                            report.pool_wait_seconds
-                        )
-                    } else {
-                        String::new()
+                let mut reports = Vec::new();
+                for _ in 0..repeat {
+                    let report = load::run(
+                        load::Load {
+                            target,
+                            api_key: api_key.clone(),
+                            mode,
+                            concurrency: c,
+                            duration: Duration::from_secs(duration),
+                            warmup: Duration::from_secs(warmup),
+                            max_requests,
+                            accounts,
+                            first: first_account,
+                            seed: seed.clone(),
+                            server_pid,
+                        },
+                        pool.clone(),
+                    )
+                    .await?;
+                    print_row(&report)?;
+                    if let Some(path) = &json {
+                        let mut file = std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(path)
+                            .with_context(|| format!("opening {}", path.display()))?;
+                        writeln!(file, "{}", serde_json::to_string(&report)?)?;
                     }
-                );
-                if let Some(path) = &json {
-                    let mut file = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(path)
-                        .with_context(|| format!("opening {}", path.display()))?;
-                    writeln!(file, "{}", serde_json::to_string(&report)?)?;
+                    reports.push(report);
+                }
+                if reports.len() > 1 {
+                    print_median(&reports);
                 }
             }
             Ok(())
         }
     }
+}
+
+fn print_row(report: &load::Report) -> anyhow::Result<()> {
+    let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+    println!(
+        "{:<8} {:>5} {:>10} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>8}  {:?}{}",
+        serde_json::to_value(report.mode)?.as_str().unwrap_or("?"),
+        report.concurrency,
+        report.requests,
+        report.rps,
+        report.p50_ms,
+        report.p90_ms,
+        report.p99_ms,
+        report.max_ms,
+        opt(report.server_cpu_us_per_request),
+        opt(report.server_peak_rss_mib),
+        report.outcomes,
+        if report.pool_wait_seconds > 0.0 {
+            format!(
+                " (waited {:.1} s for fresh steps: too few accounts)",
+                report.pool_wait_seconds
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+/// The median row of repeated runs (the peak RSS is the largest of them).
+fn print_median(reports: &[load::Report]) {
+    let median = |f: &dyn Fn(&load::Report) -> Option<f64>| {
+        chart::median(reports.iter().filter_map(f)).map_or("-".to_owned(), |v| format!("{v:.2}"))
+    };
+    let rss = reports
+        .iter()
+        .filter_map(|r| r.server_peak_rss_mib)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+    println!(
+        "median of {} runs: {:.0} req/s (range {:.0}–{:.0}), p50 {} ms, p99 {} ms, server {} µs/req, peak RSS {} MiB",
+        reports.len(),
+        chart::median(reports.iter().map(|r| r.rps)).unwrap_or(0.0),
+        reports.iter().map(|r| r.rps).fold(f64::INFINITY, f64::min),
+        reports.iter().map(|r| r.rps).fold(0.0, f64::max),
+        median(&|r| Some(r.p50_ms)),
+        median(&|r| Some(r.p99_ms)),
+        median(&|r| r.server_cpu_us_per_request),
+        rss.map_or("-".to_owned(), |v| format!("{v:.1}")),
+    );
 }
 
 async fn provision(

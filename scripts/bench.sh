@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The measurements of docs/performance.md, reproducible: `scripts/bench.sh sqlite` or
+# `scripts/bench.sh postgres` (needs OTPD_BENCH_PG_URL: an empty database it may fill).
+#
+# Everything runs on this machine against loopback: release builds of otpd and otpd-bench,
+# a fresh data directory (or database), accounts provisioned through the Service, then
+# `otpd-bench load` with --repeat, whose median rows are what the documentation quotes.
+# Results (JSON lines, one per run, and the chart) go to $OUT (default bench-results/).
+# Not part of CI: it takes about ten minutes and wants the machine to itself.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+what=${1:-sqlite}
+REPEAT=${REPEAT:-5}
+DURATION=${DURATION:-5}
+OUT=${OUT:-bench-results}
+mkdir -p "$OUT"
+B="${CARGO_TARGET_DIR:-target}/release"
+cargo build --release --locked -p otpd -p otpd-bench
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# serve PORT [args…]: starts otpd serve in the background and waits until it answers.
+serve() {
+    local port=$1
+    shift
+    "$B/otpd" "$@" serve --listen "127.0.0.1:$port" --rate-limits off >"$WORK/serve-$port.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 100); do
+        curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    cat "$WORK/serve-$port.log" >&2
+    return 1
+}
+
+# load PORT PID JSON MODE [args…]
+load() {
+    local port=$1 pid=$2 json=$3
+    shift 3
+    "$B/otpd-bench" load --target "127.0.0.1:$port" --api-key "$KEY" --server-pid "$pid" \
+        --duration "$DURATION" --repeat "$REPEAT" --json "$json" --mode "$@"
+}
+
+case "$what" in
+sqlite)
+    D="$WORK/data"
+    serve 8470 --data-dir "$D"
+    PID=${PIDS[-1]}
+    KEY=$("$B/otpd" --data-dir "$D" apikey create --account admin --name bench | tail -1)
+
+    # The database size alone: wrong codes (the same reads and a write of the same shape as
+    # a valid code) with accounts that do not lock within the runs. Valid codes cannot be
+    # used for this: 10,000 accounts yield only 10,000 fresh codes per 30 s step.
+    echo "== 10,000 accounts"
+    "$B/otpd-bench" --data-dir "$D" provision --accounts 10000 --batch 5000
+    "$B/otpd" --data-dir "$D" policy set max_failures=1000 >/dev/null
+    load 8470 "$PID" "$OUT/sqlite-10k.jsonl" healthz
+    load 8470 "$PID" "$OUT/sqlite-10k.jsonl" wrong --accounts 10000
+
+    echo "== 1,000,000 accounts"
+    "$B/otpd-bench" --data-dir "$D" provision --first 10000 --accounts 990000 --batch 5000
+    load 8470 "$PID" "$OUT/sqlite-1m.jsonl" healthz
+    load 8470 "$PID" "$OUT/sqlite-1m.jsonl" wrong --accounts 1000000
+
+    echo "== 1,000,000 accounts, default policy (lockout after 10 failures)"
+    "$B/otpd" --data-dir "$D" policy set max_failures=10 >/dev/null
+    load 8470 "$PID" "$OUT/sqlite-1m-policy.jsonl" healthz
+    load 8470 "$PID" "$OUT/sqlite-1m-policy.jsonl" valid --accounts 1000000
+    load 8470 "$PID" "$OUT/sqlite-1m-policy.jsonl" wrong --accounts 1000000
+
+    echo "== against concurrency"
+    REPEAT=3
+    for mode in healthz valid wrong; do
+        load 8470 "$PID" "$OUT/sqlite-sweep.jsonl" "$mode" --accounts 1000000 --concurrency 1,8,64
+    done
+    "$B/otpd-bench" chart --input "$OUT/sqlite-sweep.jsonl" --output "$OUT/sqlite-sweep.svg"
+    ;;
+postgres)
+    : "${OTPD_BENCH_PG_URL:?set OTPD_BENCH_PG_URL to a PostgreSQL database the bench may fill}"
+    export OTPD_DATABASE_URL="$OTPD_BENCH_PG_URL"
+    export OTPD_MASTER_KEY_FILE="$WORK/master.key"
+    head -c 32 /dev/urandom | base64 >"$OTPD_MASTER_KEY_FILE"
+    chmod 600 "$OTPD_MASTER_KEY_FILE"
+    serve 8481 --data-dir "$WORK/one"
+    P1=${PIDS[-1]}
+    serve 8482 --data-dir "$WORK/two"
+    P2=${PIDS[-1]}
+    KEY=$("$B/otpd" --data-dir "$WORK/one" apikey create --account admin --name bench | tail -1)
+    "$B/otpd-bench" --data-dir "$WORK/one" provision --accounts 200000 --batch 5000
+    "$B/otpd" --data-dir "$WORK/one" policy set max_failures=1000 >/dev/null
+    for mode in valid wrong; do
+        rm -f "$OUT/pg-$mode-1.jsonl" "$OUT/pg-$mode-2.jsonl"
+        # Two load generators at once, one per instance, on disjoint accounts.
+        load 8481 "$P1" "$OUT/pg-$mode-1.jsonl" "$mode" --accounts 100000 --concurrency 32 &
+        L1=$!
+        load 8482 "$P2" "$OUT/pg-$mode-2.jsonl" "$mode" --accounts 100000 --first-account 100000 --concurrency 32 &
+        L2=$!
+        wait "$L1" "$L2"
+        python3 - "$OUT/pg-$mode-1.jsonl" "$OUT/pg-$mode-2.jsonl" <<'EOF'
+import json, statistics, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:])
+sums = [x["rps"] + y["rps"] for x, y in zip(a, b)]
+print(f"both instances, {a[0]['mode']}: median {statistics.median(sums):.0f} req/s "
+      f"(range {min(sums):.0f}-{max(sums):.0f}, {len(sums)} runs)")
+EOF
+    done
+    ;;
+*)
+    echo "usage: $0 sqlite|postgres" >&2
+    exit 2
+    ;;
+esac
