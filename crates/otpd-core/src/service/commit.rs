@@ -140,7 +140,15 @@ pub(crate) async fn insert_audit(
     conn: &mut AnyConnection,
     row: &AuditRow,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(INSERT_AUDIT)
+    bind_audit(sqlx::query(INSERT_AUDIT), row)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Binds the columns of `row` in [`INSERT_AUDIT`]'s order, after `query`'s other parameters.
+fn bind_audit<'q>(query: AnyQuery<'q>, row: &AuditRow) -> AnyQuery<'q> {
+    query
         .bind(row.at)
         .bind(row.actor.clone())
         .bind(row.account.clone())
@@ -150,10 +158,9 @@ pub(crate) async fn insert_audit(
         .bind(row.meta.door.as_str())
         .bind(row.meta.remote_addr.clone())
         .bind(row.meta.request_id.clone())
-        .execute(conn)
-        .await?;
-    Ok(())
 }
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// Claims a step: one conditional UPDATE, so that of two requests with the same code (on
 /// any instance) exactly one changes the row. Parameters: step, drift, now, authenticator.
@@ -233,21 +240,11 @@ pub(crate) async fn apply_alone(db: &Db, write: &VerifyWrite) -> CoreResult<Writ
             })
         }
         VerifyWrite::Failure { count, audit } => {
-            sqlx::query(COUNT_FAILURE_PG)
+            let count = sqlx::query(COUNT_FAILURE_PG)
                 .bind(count.max_failures)
                 .bind(count.lock_until)
-                .bind(count.auth_id.clone())
-                .bind(audit.at)
-                .bind(audit.actor.clone())
-                .bind(audit.account.clone())
-                .bind(audit.action)
-                .bind(audit.outcome.as_str())
-                .bind(audit.reason.clone())
-                .bind(audit.meta.door.as_str())
-                .bind(audit.meta.remote_addr.clone())
-                .bind(audit.meta.request_id.clone())
-                .execute(&db.write)
-                .await?;
+                .bind(count.auth_id.clone());
+            bind_audit(count, audit).execute(&db.write).await?;
             Ok(Written::Done)
         }
         VerifyWrite::Audit(row) => {

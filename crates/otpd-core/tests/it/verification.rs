@@ -354,14 +354,11 @@ async fn malformed_codes_are_errors_and_change_nothing() {
     assert_eq!(before, after);
 }
 
-/// Many accounts verifying at once share transactions on SQLite (group commit): every
-/// answer is still right, every step claimed once, every outcome audited.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_verifications_of_many_accounts_are_each_answered_right() {
-    let env = env().await;
-    let accounts: Vec<BulkAccount> = (0..200)
+/// `count` enrolled accounts `{prefix}000`…, provisioned in bulk.
+async fn provision(env: &Env, prefix: &str, count: usize) -> Vec<BulkAccount> {
+    let accounts: Vec<BulkAccount> = (0..count)
         .map(|i| BulkAccount {
-            username: format!("gc{i:03}"),
+            username: format!("{prefix}{i:03}"),
             secret: otp::Secret::generate(20).unwrap(),
         })
         .collect();
@@ -369,6 +366,15 @@ async fn concurrent_verifications_of_many_accounts_are_each_answered_right() {
         .provision_bulk(&Principal::Cli, &accounts, &TotpOptions::default(), &meta())
         .await
         .unwrap();
+    accounts
+}
+
+/// Many accounts verifying at once share transactions on SQLite (group commit): every
+/// answer is still right, every step claimed once, every outcome audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_verifications_of_many_accounts_are_each_answered_right() {
+    let env = env().await;
+    let accounts = provision(&env, "gc", 200).await;
     let run = |codes: Vec<(String, String)>| {
         let service = env.service.clone();
         async move {
@@ -441,16 +447,7 @@ async fn concurrent_verifications_of_many_accounts_are_each_answered_right() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn other_writes_take_turns_with_a_stream_of_verifications() {
     let env = env().await;
-    let accounts: Vec<BulkAccount> = (0..50)
-        .map(|i| BulkAccount {
-            username: format!("st{i:02}"),
-            secret: otp::Secret::generate(20).unwrap(),
-        })
-        .collect();
-    env.service
-        .provision_bulk(&Principal::Cli, &accounts, &TotpOptions::default(), &meta())
-        .await
-        .unwrap();
+    let accounts = provision(&env, "st", 50).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let streams: Vec<_> = accounts
         .iter()
