@@ -155,7 +155,7 @@ impl Shared {
             return Ok(("/healthz".into(), Bytes::new()));
         }
         let n = self.pool.next.fetch_add(1, Ordering::Relaxed);
-        let slot_index = n % self.load.accounts.max(1);
+        let slot_index = scatter(n, self.load.accounts.max(1));
         let i = self.load.first + slot_index;
         let now = loop {
             let now = unix_now();
@@ -197,6 +197,21 @@ impl Shared {
             Bytes::from(format!("{{\"code\":\"{code}\"}}")),
         ))
     }
+}
+
+/// The `n`th account to use out of `accounts`: every account once per round, in an order
+/// that jumps across the whole range, as logins arrive in real life. (In numbering order,
+/// consecutive requests would touch neighbouring rows and index entries, and the database
+/// would look faster than it is: measured, about twice as fast with 10,000 accounts that
+/// had a long audit history.)
+fn scatter(n: u64, accounts: u64) -> u64 {
+    // A prime that does not divide `accounts` is coprime to it, so multiplying by it
+    // permutes 0..accounts.
+    let stride = [1_000_003u64, 1_000_033, 1_000_037]
+        .into_iter()
+        .find(|p| !accounts.is_multiple_of(*p))
+        .unwrap_or(1);
+    ((u128::from(n % accounts) * u128::from(stride)) % u128::from(accounts)) as u64
 }
 
 fn outcome(status: u16, body: &[u8]) -> &'static str {
@@ -382,4 +397,26 @@ pub async fn run(load: Load, pool: Arc<Pool>) -> anyhow::Result<Report> {
         server_cpu_us_per_request: cpu.map(|c| c * 1e6 / (requests.max(1) as f64)),
         server_peak_rss_mib: (peak > 0).then(|| peak as f64 / (1024.0 * 1024.0)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scatter_uses_every_account_once_per_round_out_of_order() {
+        for accounts in [1u64, 7, 10_000, 1_000_003 * 2] {
+            let round: Vec<u64> = (0..accounts.min(20_000))
+                .map(|n| scatter(n, accounts))
+                .collect();
+            if accounts <= 20_000 {
+                let mut sorted = round.clone();
+                sorted.sort_unstable();
+                assert_eq!(sorted, (0..accounts).collect::<Vec<_>>(), "{accounts}");
+            }
+            assert!(round.iter().all(|&i| i < accounts));
+            assert_eq!(scatter(accounts, accounts), scatter(0, accounts));
+        }
+        assert!(scatter(1, 10_000).abs_diff(scatter(2, 10_000)) > 1);
+    }
 }
