@@ -202,8 +202,8 @@ impl Shared {
 /// The `n`th account to use out of `accounts`: every account once per round, in an order
 /// that jumps across the whole range, as logins arrive in real life. (In numbering order,
 /// consecutive requests would touch neighbouring rows and index entries, and the database
-/// would look faster than it is: measured, about twice as fast with 10,000 accounts that
-/// had a long audit history.)
+/// would look faster than it is: measured with 1,000,000 accounts, 29k valid codes/s in
+/// order against 11k scattered.)
 fn scatter(n: u64, accounts: u64) -> u64 {
     ((u128::from(n % accounts) * u128::from(stride(accounts))) % u128::from(accounts)) as u64
 }
