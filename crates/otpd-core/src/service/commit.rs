@@ -162,45 +162,66 @@ fn bind_audit<'q>(query: AnyQuery<'q>, row: &AuditRow) -> AnyQuery<'q> {
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
-/// Claims a step: one conditional UPDATE, so that of two requests with the same code (on
-/// any instance) exactly one changes the row. Parameters: step, drift, now, authenticator.
-const CLAIM: &str = "UPDATE authenticators SET last_used_step = $1, drift = $2, failed_attempts = 0, locked_until = NULL, last_used_at = $3 \
-     WHERE id = $4 AND state = 'active' AND enabled = 1 AND (last_used_step IS NULL OR last_used_step < $1) \
-     AND (locked_until IS NULL OR locked_until <= $3)";
+/// The claim of a step: one conditional UPDATE, so that of two requests with the same code
+/// (on any instance) exactly one changes the row. Parameters: step, drift, now,
+/// authenticator.
+macro_rules! claim_sql {
+    () => {
+        "UPDATE authenticators SET last_used_step = $1, drift = $2, failed_attempts = 0, locked_until = NULL, last_used_at = $3 \
+         WHERE id = $4 AND state = 'active' AND enabled = 1 AND (last_used_step IS NULL OR last_used_step < $1) \
+         AND (locked_until IS NULL OR locked_until <= $3)"
+    };
+}
 
-/// Counts a failure atomically; the one that reaches the limit locks and restarts the
-/// count. Parameters: max failures, lock until, authenticator.
-const COUNT_FAILURE: &str = "UPDATE authenticators SET \
-     locked_until = CASE WHEN failed_attempts + 1 >= $1 THEN $2 ELSE locked_until END, \
-     failed_attempts = CASE WHEN failed_attempts + 1 >= $1 THEN 0 ELSE failed_attempts + 1 END \
-     WHERE id = $3";
+/// The count of a failure, atomic; the one that reaches the limit locks and restarts the
+/// count. Its parameters (max failures, lock until, authenticator) are named by the caller.
+macro_rules! count_failure_sql {
+    ($max:literal, $until:literal, $id:literal) => {
+        concat!(
+            "UPDATE authenticators SET locked_until = CASE WHEN failed_attempts + 1 >= ",
+            $max,
+            " THEN ",
+            $until,
+            " ELSE locked_until END, failed_attempts = CASE WHEN failed_attempts + 1 >= ",
+            $max,
+            " THEN 0 ELSE failed_attempts + 1 END WHERE id = ",
+            $id
+        )
+    };
+}
+
+/// Claims a step (SQLite, inside the writer's transaction).
+const CLAIM: &str = claim_sql!();
+
+/// Counts a failure (SQLite, inside the writer's transaction).
+const COUNT_FAILURE: &str = count_failure_sql!("$1", "$2", "$3");
 
 /// [`CLAIM`], then [`COUNT_FAILURE`] if nothing was claimed, and the audit row, in one
 /// statement (PostgreSQL). `claimed` is read by the other parts, so it runs first and to
 /// completion; the count changes the row only where the claim did not. Parameters: those of
 /// [`CLAIM`], max failures, lock until, then the audit row with the outcome and reason of
 /// a claim and of a replay.
-const CLAIM_PG: &str = "WITH claimed AS (UPDATE authenticators SET last_used_step = $1, drift = $2, failed_attempts = 0, locked_until = NULL, last_used_at = $3 \
-     WHERE id = $4 AND state = 'active' AND enabled = 1 AND (last_used_step IS NULL OR last_used_step < $1) \
-     AND (locked_until IS NULL OR locked_until <= $3) RETURNING id), \
-     counted AS (UPDATE authenticators SET \
-     locked_until = CASE WHEN failed_attempts + 1 >= $5 THEN $6 ELSE locked_until END, \
-     failed_attempts = CASE WHEN failed_attempts + 1 >= $5 THEN 0 ELSE failed_attempts + 1 END \
-     WHERE id = $4 AND NOT EXISTS (SELECT 1 FROM claimed)), \
+const CLAIM_PG: &str = concat!(
+    "WITH claimed AS (",
+    claim_sql!(),
+    " RETURNING id), counted AS (",
+    count_failure_sql!("$5", "$6", "$4"),
+    " AND NOT EXISTS (SELECT 1 FROM claimed)), \
      audited AS (INSERT INTO audit_events (at, actor, account, action, outcome, reason, door, remote_addr, request_id) \
      SELECT $7, $8, $9, $10, \
      CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN $11 ELSE $12 END, \
      CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN $13 ELSE $14 END, $15, $16, $17) \
-     SELECT EXISTS (SELECT 1 FROM claimed) AS claimed";
+     SELECT EXISTS (SELECT 1 FROM claimed) AS claimed"
+);
 
 /// [`COUNT_FAILURE`] and the audit row in one statement (PostgreSQL). Parameters: those of
 /// [`COUNT_FAILURE`], then the audit row's as in [`INSERT_AUDIT`].
-const COUNT_FAILURE_PG: &str = "WITH counted AS (UPDATE authenticators SET \
-     locked_until = CASE WHEN failed_attempts + 1 >= $1 THEN $2 ELSE locked_until END, \
-     failed_attempts = CASE WHEN failed_attempts + 1 >= $1 THEN 0 ELSE failed_attempts + 1 END \
-     WHERE id = $3) \
-     INSERT INTO audit_events (at, actor, account, action, outcome, reason, door, remote_addr, request_id) \
-     VALUES ($4, $5, $6, $7, $8, $9, $10, $11, $12)";
+const COUNT_FAILURE_PG: &str = concat!(
+    "WITH counted AS (",
+    count_failure_sql!("$1", "$2", "$3"),
+    ") INSERT INTO audit_events (at, actor, account, action, outcome, reason, door, remote_addr, request_id) \
+     VALUES ($4, $5, $6, $7, $8, $9, $10, $11, $12)"
+);
 
 /// Applies one write in one statement, so one round trip (PostgreSQL).
 pub(crate) async fn apply_alone(db: &Db, write: &VerifyWrite) -> CoreResult<Written> {

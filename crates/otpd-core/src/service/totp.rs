@@ -253,6 +253,13 @@ fn authenticator_from_row(row: &dyn Columns) -> CoreResult<Option<Authenticator>
     }))
 }
 
+/// The lookup key of `username`; a name that cannot exist is an unknown account.
+fn subject_key(username: &str) -> CoreResult<String> {
+    crate::Username::parse(username)
+        .map(|name| name.key())
+        .map_err(|_| CoreError::NotFound("account"))
+}
+
 fn subject_from_row(row: &dyn Columns) -> CoreResult<Subject> {
     Ok(Subject {
         account_id: row.text("account_id")?,
@@ -344,11 +351,8 @@ fn parse_code(code: &str, digits: Digits) -> CoreResult<OtpCode> {
 
 impl Service {
     async fn subject(&self, conn: &mut AnyConnection, username: &str) -> CoreResult<Subject> {
-        let Ok(name) = crate::Username::parse(username) else {
-            return Err(CoreError::NotFound("account"));
-        };
         let row = sqlx::query(SUBJECT_BY_NAME)
-            .bind(name.key())
+            .bind(subject_key(username)?)
             .fetch_optional(conn)
             .await?
             .ok_or(CoreError::NotFound("account"))?;
@@ -357,11 +361,8 @@ impl Service {
 
     /// [`Self::subject`] outside a transaction, by the hot path's point read.
     async fn subject_now(&self, username: &str) -> CoreResult<Subject> {
-        let Ok(name) = crate::Username::parse(username) else {
-            return Err(CoreError::NotFound("account"));
-        };
         self.db()
-            .row_by_key(SUBJECT_BY_NAME, &name.key(), subject_from_row)
+            .row_by_key(SUBJECT_BY_NAME, &subject_key(username)?, subject_from_row)
             .await?
             .ok_or(CoreError::NotFound("account"))
     }
