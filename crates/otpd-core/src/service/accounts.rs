@@ -1,7 +1,7 @@
 //! Accounts: create, read, list, update, delete, passwords, lock/unlock, and the bootstrap
 //! administrator.
 
-use super::{Audit, Need, Outcome, Service, Shown, new_id};
+use super::{Audit, Need, Outcome, Service, Shown, commit, new_id};
 use crate::model::{roles_from_db, roles_to_db};
 use crate::store::{flag, is_unique_violation};
 use crate::{
@@ -346,11 +346,11 @@ impl Service {
         if account.roles.contains(&Role::FullAdmin) {
             self.ensure_other_full_admin(&mut tx, &account.id).await?;
         }
+        commit::delete_authenticators(&mut tx, &account.id, "", false).await?;
         for sql in [
             "DELETE FROM sessions WHERE account_id = $1",
             "DELETE FROM api_keys WHERE account_id = $1",
             "DELETE FROM recovery_codes WHERE account_id = $1",
-            "DELETE FROM authenticators WHERE account_id = $1",
             "DELETE FROM accounts WHERE id = $1",
         ] {
             sqlx::query(sql)

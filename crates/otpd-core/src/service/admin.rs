@@ -52,13 +52,51 @@ pub struct AuditQuery {
     pub offset: Option<u64>,
 }
 
-/// The audit query with an account filter (`$1`) and an order; `$2`… are the others.
-macro_rules! audit_sql {
-    ($account:literal, $order:literal) => {
+/// The audit query's filters after the account: action (`$2`), outcome (`$3`), time range
+/// (`$4`, `$5`), cursor (`$6`).
+macro_rules! audit_filters {
+    () => {
+        "($2 = '' OR action = $2) AND ($3 = '' OR outcome = $3) AND at >= $4 AND at < $5 AND id > $6"
+    };
+}
+
+/// The whole trail (`$1` unused), in `$order`; `$7` and `$8` are limit and offset.
+macro_rules! audit_all_sql {
+    ($order:literal) => {
         concat!(
             "SELECT id, at, actor, account, action, outcome, reason, door, remote_addr, request_id FROM audit_events \
-             WHERE ", $account, " AND ($2 = '' OR action = $2) AND ($3 = '' OR outcome = $3) \
-             AND at >= $4 AND at < $5 AND id > $6 ORDER BY id ", $order, " LIMIT $7 OFFSET $8"
+             WHERE $1 = '' AND ",
+            audit_filters!(),
+            " ORDER BY id ",
+            $order,
+            " LIMIT $7 OFFSET $8"
+        )
+    };
+}
+
+/// One account's (`$1`) history: its ordinary rows, a range of the partial index
+/// `audit_events_account`, and the rows its authenticators chained (migration 0003), walked
+/// from each head back to the cursor. Ids fall along a chain, so the walk stops at `$6`;
+/// UNION rather than UNION ALL ends even a damaged chain with a cycle. A chain walk costs a
+/// primary-key lookup per event of the account's verification history (newer than the
+/// cursor): one person's logins, not the trail's size.
+macro_rules! audit_account_sql {
+    ($order:literal) => {
+        concat!(
+            "WITH RECURSIVE chain(id) AS (\
+             SELECT t.audit_head FROM authenticators t JOIN accounts a ON a.id = t.account_id \
+             WHERE a.username = $1 AND t.audit_head > $6 \
+             UNION SELECT e.chain_prev FROM chain c JOIN audit_events e ON e.id = c.id WHERE e.chain_prev > $6) \
+             SELECT id, at, actor, account, action, outcome, reason, door, remote_addr, request_id FROM audit_events \
+             WHERE id IN (SELECT id FROM chain) AND account = $1 AND ",
+            audit_filters!(),
+            " UNION ALL \
+             SELECT id, at, actor, account, action, outcome, reason, door, remote_addr, request_id FROM audit_events \
+             WHERE account = $1 AND chain_prev IS NULL AND ",
+            audit_filters!(),
+            " ORDER BY id ",
+            $order,
+            " LIMIT $7 OFFSET $8"
         )
     };
 }
@@ -119,16 +157,15 @@ impl Service {
             query.account = Some(caller.username.clone());
         }
         let ascending = query.after_id.is_some();
-        // The account filter is spelled out rather than `($1 = '' OR account = $1)`, which
-        // no planner can serve from an index: one account's history (a plain account's own,
-        // on every request for it) is then a range of `audit_events_account`, not a scan
-        // of the whole trail.
+        // One account's history (a plain account's own, on every request for it) has a
+        // query of its own rather than `($1 = '' OR account = $1)`, which no planner can
+        // serve from an index: it reads that account's rows only, never the whole trail.
         let by_account = query.account.as_deref().is_some_and(|a| !a.is_empty());
         let sql = match (by_account, ascending) {
-            (true, true) => audit_sql!("account = $1", "ASC"),
-            (true, false) => audit_sql!("account = $1", "DESC"),
-            (false, true) => audit_sql!("$1 = ''", "ASC"),
-            (false, false) => audit_sql!("$1 = ''", "DESC"),
+            (true, true) => audit_account_sql!("ASC"),
+            (true, false) => audit_account_sql!("DESC"),
+            (false, true) => audit_all_sql!("ASC"),
+            (false, false) => audit_all_sql!("DESC"),
         };
         let rows = sqlx::query(sql)
             .bind(query.account.unwrap_or_default())

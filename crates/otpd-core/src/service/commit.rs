@@ -146,6 +146,40 @@ pub(crate) async fn insert_audit(
     Ok(())
 }
 
+/// Deletes an account's authenticators — all, those of `kind` (when not empty), only the
+/// pending ones — and first hands their audit chains back to the account index
+/// (`chain_prev = NULL`), so that the account's history keeps every event. The heads come
+/// from the delete itself: it holds the rows' locks, so no verification can link a later
+/// event to a deleted authenticator.
+pub(crate) async fn delete_authenticators(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    kind: &str,
+    pending_only: bool,
+) -> Result<(), sqlx::Error> {
+    let heads: Vec<Option<i64>> = sqlx::query_scalar(
+        "DELETE FROM authenticators WHERE account_id = $1 AND ($2 = '' OR kind = $2) \
+         AND ($3 = 0 OR state = 'pending') RETURNING audit_head",
+    )
+    .bind(account_id.to_owned())
+    .bind(kind.to_owned())
+    .bind(i64::from(pending_only))
+    .fetch_all(&mut *conn)
+    .await?;
+    for head in heads.into_iter().flatten() {
+        // UNION, not UNION ALL: even a damaged chain with a cycle ends.
+        sqlx::query(
+            "WITH RECURSIVE chain(id) AS (SELECT CAST($1 AS BIGINT) UNION \
+             SELECT e.chain_prev FROM chain c JOIN audit_events e ON e.id = c.id WHERE e.chain_prev > 0) \
+             UPDATE audit_events SET chain_prev = NULL WHERE id IN (SELECT id FROM chain)",
+        )
+        .bind(head)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// Binds the columns of `row` in [`INSERT_AUDIT`]'s order, after `query`'s other parameters.
 fn bind_audit<'q>(query: AnyQuery<'q>, row: &AuditRow) -> AnyQuery<'q> {
     query
@@ -164,19 +198,23 @@ type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// The claim of a step: one conditional UPDATE, so that of two requests with the same code
 /// (on any instance) exactly one changes the row. Parameters: step, drift, now,
-/// authenticator.
+/// authenticator; `$link` adds assignments (PostgreSQL's audit chain, see [`LINK_PG`]).
 macro_rules! claim_sql {
-    () => {
-        "UPDATE authenticators SET last_used_step = $1, drift = $2, failed_attempts = 0, locked_until = NULL, last_used_at = $3 \
-         WHERE id = $4 AND state = 'active' AND enabled = 1 AND (last_used_step IS NULL OR last_used_step < $1) \
-         AND (locked_until IS NULL OR locked_until <= $3)"
+    ($link:expr) => {
+        concat!(
+            "UPDATE authenticators SET last_used_step = $1, drift = $2, failed_attempts = 0, locked_until = NULL, last_used_at = $3",
+            $link,
+            " WHERE id = $4 AND state = 'active' AND enabled = 1 AND (last_used_step IS NULL OR last_used_step < $1) \
+             AND (locked_until IS NULL OR locked_until <= $3)"
+        )
     };
 }
 
 /// The count of a failure, atomic; the one that reaches the limit locks and restarts the
-/// count. Its parameters (max failures, lock until, authenticator) are named by the caller.
+/// count. Its parameters (max failures, lock until, authenticator) are named by the caller;
+/// `$link` as in [`claim_sql`].
 macro_rules! count_failure_sql {
-    ($max:literal, $until:literal, $id:literal) => {
+    ($max:literal, $until:literal, $id:literal, $link:expr) => {
         concat!(
             "UPDATE authenticators SET locked_until = CASE WHEN failed_attempts + 1 >= ",
             $max,
@@ -184,17 +222,55 @@ macro_rules! count_failure_sql {
             $until,
             " ELSE locked_until END, failed_attempts = CASE WHEN failed_attempts + 1 >= ",
             $max,
-            " THEN 0 ELSE failed_attempts + 1 END WHERE id = ",
+            " THEN 0 ELSE failed_attempts + 1 END",
+            $link,
+            " WHERE id = ",
             $id
         )
     };
 }
 
+/// The audit row of a write to an authenticator, linked into its chain (migration 0003):
+/// `chain_prev` is the authenticator's head, or NULL (an ordinary, indexed row) when the
+/// authenticator is gone. Parameters: those of [`INSERT_AUDIT`], then the authenticator.
+const INSERT_AUDIT_CHAINED: &str = "INSERT INTO audit_events (at, actor, account, action, outcome, reason, door, remote_addr, request_id, chain_prev) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, (SELECT COALESCE(audit_head, 0) FROM authenticators WHERE id = $10))";
+
+/// Makes the row just inserted the head of the authenticator's chain (SQLite: the writer's
+/// transaction holds the write lock, so nothing comes between the two statements).
+const LINK_HEAD: &str = "UPDATE authenticators SET audit_head = last_insert_rowid() WHERE id = $1";
+
 /// Claims a step (SQLite, inside the writer's transaction).
-const CLAIM: &str = claim_sql!();
+const CLAIM: &str = claim_sql!("");
 
 /// Counts a failure (SQLite, inside the writer's transaction).
-const COUNT_FAILURE: &str = count_failure_sql!("$1", "$2", "$3");
+const COUNT_FAILURE: &str = count_failure_sql!("$1", "$2", "$3", "");
+
+/// PostgreSQL's link into the audit chain, inside the update of the authenticator: the new
+/// event's id is drawn there, under the row lock (re-evaluated after a concurrent update), so
+/// concurrent writes to one authenticator link in lock order with ids falling along the
+/// chain; `audit_prev` keeps the head it replaced for the audit row.
+macro_rules! link_pg {
+    () => {
+        ", audit_prev = audit_head, audit_head = nextval(pg_get_serial_sequence('audit_events', 'id'))"
+    };
+}
+
+/// The audit row of a PostgreSQL write, with the id and link its update drew (from the
+/// `linked` CTE: one row, or none if the authenticator is gone, and then an ordinary row).
+/// `$p` are the row's parameters (as in [`INSERT_AUDIT`]) but for the outcome and reason.
+macro_rules! insert_linked_pg {
+    ($at:literal, $actor:literal, $account:literal, $action:literal, $outcome:literal, $reason:literal, $door:literal, $addr:literal, $req:literal) => {
+        concat!(
+            "INSERT INTO audit_events (id, chain_prev, at, actor, account, action, outcome, reason, door, remote_addr, request_id) \
+             OVERRIDING SYSTEM VALUE SELECT \
+             COALESCE((SELECT audit_head FROM linked), nextval(pg_get_serial_sequence('audit_events', 'id'))), \
+             (SELECT COALESCE(audit_prev, 0) FROM linked), ",
+            $at, ", ", $actor, ", ", $account, ", ", $action, ", ", $outcome, ", ", $reason, ", ",
+            $door, ", ", $addr, ", ", $req
+        )
+    };
+}
 
 /// [`CLAIM`], then [`COUNT_FAILURE`] if nothing was claimed, and the audit row, in one
 /// statement (PostgreSQL). `claimed` is read by the other parts, so it runs first and to
@@ -203,24 +279,33 @@ const COUNT_FAILURE: &str = count_failure_sql!("$1", "$2", "$3");
 /// a claim and of a replay.
 const CLAIM_PG: &str = concat!(
     "WITH claimed AS (",
-    claim_sql!(),
-    " RETURNING id), counted AS (",
-    count_failure_sql!("$5", "$6", "$4"),
-    " AND NOT EXISTS (SELECT 1 FROM claimed)), \
-     audited AS (INSERT INTO audit_events (at, actor, account, action, outcome, reason, door, remote_addr, request_id) \
-     SELECT $7, $8, $9, $10, \
-     CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN $11 ELSE $12 END, \
-     CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN $13 ELSE $14 END, $15, $16, $17) \
-     SELECT EXISTS (SELECT 1 FROM claimed) AS claimed"
+    claim_sql!(link_pg!()),
+    " RETURNING audit_head, audit_prev), counted AS (",
+    count_failure_sql!("$5", "$6", "$4", link_pg!()),
+    " AND NOT EXISTS (SELECT 1 FROM claimed) RETURNING audit_head, audit_prev), \
+     linked AS (SELECT audit_head, audit_prev FROM claimed UNION ALL SELECT audit_head, audit_prev FROM counted), \
+     audited AS (",
+    insert_linked_pg!(
+        "$7",
+        "$8",
+        "$9",
+        "$10",
+        "CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN $11 ELSE $12 END",
+        "CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN $13 ELSE $14 END",
+        "$15",
+        "$16",
+        "$17"
+    ),
+    ") SELECT EXISTS (SELECT 1 FROM claimed) AS claimed"
 );
 
 /// [`COUNT_FAILURE`] and the audit row in one statement (PostgreSQL). Parameters: those of
 /// [`COUNT_FAILURE`], then the audit row's as in [`INSERT_AUDIT`].
 const COUNT_FAILURE_PG: &str = concat!(
-    "WITH counted AS (",
-    count_failure_sql!("$1", "$2", "$3"),
-    ") INSERT INTO audit_events (at, actor, account, action, outcome, reason, door, remote_addr, request_id) \
-     VALUES ($4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    "WITH linked AS (",
+    count_failure_sql!("$1", "$2", "$3", link_pg!()),
+    " RETURNING audit_head, audit_prev) ",
+    insert_linked_pg!("$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12")
 );
 
 /// Applies one write in one statement, so one round trip (PostgreSQL).
@@ -285,22 +370,31 @@ fn apply_lite(conn: &Connection, write: &VerifyWrite) -> CoreResult<Written> {
             (f.max_failures, f.lock_until, f.auth_id.as_str()),
         )
     };
-    let insert_audit = |row: &AuditRow| {
+    // The audit row, linked into the chain of `authenticator` when the write changed one.
+    let insert_audit = |row: &AuditRow, authenticator: Option<&str>| {
+        let columns = (
+            row.at,
+            row.actor.as_str(),
+            row.account.as_deref(),
+            row.action,
+            row.outcome.as_str(),
+            row.reason.as_deref(),
+            row.meta.door.as_str(),
+            row.meta.remote_addr.as_deref(),
+            row.meta.request_id.as_deref(),
+        );
+        let Some(id) = authenticator else {
+            return lite::execute(conn, INSERT_AUDIT, columns);
+        };
+        let (at, actor, account, action, outcome, reason, door, addr, request) = columns;
         lite::execute(
             conn,
-            INSERT_AUDIT,
+            INSERT_AUDIT_CHAINED,
             (
-                row.at,
-                row.actor.as_str(),
-                row.account.as_deref(),
-                row.action,
-                row.outcome.as_str(),
-                row.reason.as_deref(),
-                row.meta.door.as_str(),
-                row.meta.remote_addr.as_deref(),
-                row.meta.request_id.as_deref(),
+                at, actor, account, action, outcome, reason, door, addr, request, id,
             ),
-        )
+        )?;
+        lite::execute(conn, LINK_HEAD, [id])
     };
     match write {
         VerifyWrite::Claim {
@@ -313,20 +407,20 @@ fn apply_lite(conn: &Connection, write: &VerifyWrite) -> CoreResult<Written> {
         } => {
             if lite::execute(conn, CLAIM, (step, drift, now, auth_id.as_str()))? == 0 {
                 count_failure(failure)?;
-                insert_audit(&audit.replayed())?;
+                insert_audit(&audit.replayed(), Some(auth_id))?;
                 Ok(Written::Replayed)
             } else {
-                insert_audit(audit)?;
+                insert_audit(audit, Some(auth_id))?;
                 Ok(Written::Claimed)
             }
         }
         VerifyWrite::Failure { count, audit } => {
             count_failure(count)?;
-            insert_audit(audit)?;
+            insert_audit(audit, Some(&count.auth_id))?;
             Ok(Written::Done)
         }
         VerifyWrite::Audit(row) => {
-            insert_audit(row)?;
+            insert_audit(row, None)?;
             Ok(Written::Done)
         }
     }

@@ -3,7 +3,7 @@
 //! (DESIGN.md, "Verification", "Drift", "Lockout", "Step-up").
 
 use super::admin::parse_policy;
-use super::commit::{AuditRow, FailureCount, VerifyWrite, Written};
+use super::commit::{self, AuditRow, FailureCount, VerifyWrite, Written};
 use super::recovery::{format_recovery_code, recovery_shape};
 use super::{Audit, Need, Outcome, Service, Shown, new_id};
 use crate::store::Columns;
@@ -424,10 +424,7 @@ impl Service {
         } = self.new_sealed_secret(&mut tx).await?;
         let now = self.now();
         let expires_at = now.saturating_add(to_i64(subject.policy.enrollment_secs));
-        sqlx::query("DELETE FROM authenticators WHERE account_id = $1 AND kind = 'totp' AND state = 'pending'")
-            .bind(subject.account_id.clone())
-            .execute(&mut *tx)
-            .await?;
+        commit::delete_authenticators(&mut tx, &subject.account_id, "totp", true).await?;
         insert_authenticator(
             &mut tx,
             AuthenticatorRow {
@@ -591,10 +588,7 @@ impl Service {
         let totp = Totp::new(p.algorithm, p.digits, p.interval);
         let now_u = u64::try_from(now).unwrap_or(0);
         let verification_code = totp.generate(&secret, now_u).to_string();
-        sqlx::query("DELETE FROM authenticators WHERE account_id = $1 AND kind = 'totp'")
-            .bind(subject.account_id.clone())
-            .execute(&mut *tx)
-            .await?;
+        commit::delete_authenticators(&mut tx, &subject.account_id, "totp", false).await?;
         insert_authenticator(
             &mut tx,
             AuthenticatorRow {
@@ -795,10 +789,7 @@ impl Service {
         self.step_up(principal, &subject, step_up_code, meta)
             .await?;
         let mut tx = self.db().begin().await?;
-        sqlx::query("DELETE FROM authenticators WHERE account_id = $1 AND kind = 'totp'")
-            .bind(subject.account_id.clone())
-            .execute(&mut *tx)
-            .await?;
+        commit::delete_authenticators(&mut tx, &subject.account_id, "totp", false).await?;
         sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1")
             .bind(subject.account_id.clone())
             .execute(&mut *tx)

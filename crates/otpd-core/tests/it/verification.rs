@@ -506,3 +506,123 @@ async fn other_writes_take_turns_with_a_stream_of_verifications() {
         20
     );
 }
+
+/// One account's audit history holds every verification, racing or not, in id order, and
+/// keeps them when the authenticator and then the account are deleted (the verification
+/// path links its rows per authenticator instead of indexing them by account: migration
+/// 0003).
+#[tokio::test]
+async fn an_accounts_history_keeps_every_verification_through_races_and_deletion() {
+    let env = env().await;
+    let admin = env.account("root", &[Role::FullAdmin]).await;
+    env.account("hana", &[]).await;
+    env.account("ivan", &[]).await;
+    let (secret, _) = env.enroll("hana").await;
+    let (other, _) = env.enroll("ivan").await;
+    let mut policy = env.service.get_policy(&Principal::Cli).await.unwrap();
+    policy.max_failures = 1000;
+    env.service
+        .set_policy(&Principal::Cli, policy, &meta())
+        .await
+        .unwrap();
+    let good = env.code(&secret);
+    let bad = if good == "000000" { "111111" } else { "000000" };
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let service = env.service.clone();
+        let (name, code) = match i % 3 {
+            0 => ("hana", good.clone()),
+            1 => ("hana", bad.to_owned()),
+            _ => ("ivan", env.code(&other)),
+        };
+        tasks.push(tokio::spawn(async move {
+            service
+                .verify_totp(&Principal::Cli, name, &code, &meta())
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let history = |query: AuditQuery| {
+        let service = env.service.clone();
+        let admin = admin.clone();
+        async move { service.audit_events(&admin, &query).await.unwrap() }
+    };
+    let all = history(AuditQuery {
+        account: Some("hana".into()),
+        limit: Some(1000),
+        ..AuditQuery::default()
+    })
+    .await;
+    let verifies = |events: &[AuditEvent]| {
+        events
+            .iter()
+            .filter(|e| e.action == "totp.verify")
+            .map(|e| e.id)
+            .collect::<Vec<_>>()
+    };
+    let newest_first = verifies(&all);
+    assert_eq!(newest_first.len(), 40, "every verification of hana, once");
+    assert!(newest_first.windows(2).all(|w| w[0] > w[1]), "newest first");
+    assert!(all.iter().all(|e| e.account.as_deref() == Some("hana")));
+    assert!(all.iter().any(|e| e.action == "totp.enroll"));
+    // Filters apply to the linked rows too: one code was accepted.
+    let accepted = history(AuditQuery {
+        account: Some("hana".into()),
+        action: Some("totp.verify".into()),
+        outcome: Some("success".into()),
+        ..AuditQuery::default()
+    })
+    .await;
+    assert_eq!(accepted.len(), 1);
+
+    // Following the history with a cursor, a few at a time, yields the same rows oldest first.
+    let follow = || async {
+        let mut seen = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = history(AuditQuery {
+                account: Some("hana".into()),
+                after_id: Some(after),
+                limit: Some(7),
+                ..AuditQuery::default()
+            })
+            .await;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            seen.extend(page);
+        }
+        seen
+    };
+    let followed = follow().await;
+    let mut oldest_first = newest_first.clone();
+    oldest_first.reverse();
+    assert_eq!(verifies(&followed), oldest_first);
+    assert_eq!(followed.len(), all.len());
+
+    // Deleting the authenticator, then the account, loses none of it.
+    env.service
+        .remove_totp(&admin, "hana", None, &meta())
+        .await
+        .unwrap();
+    env.service
+        .delete_account(&admin, "hana", &meta())
+        .await
+        .unwrap();
+    let after_deletion = history(AuditQuery {
+        account: Some("hana".into()),
+        limit: Some(1000),
+        ..AuditQuery::default()
+    })
+    .await;
+    assert_eq!(verifies(&after_deletion), newest_first);
+    assert_eq!(verifies(&follow().await), oldest_first);
+    let ivan = history(AuditQuery {
+        account: Some("ivan".into()),
+        action: Some("totp.verify".into()),
+        ..AuditQuery::default()
+    })
+    .await;
+    assert_eq!(ivan.len(), 20);
+}
