@@ -97,6 +97,24 @@ pub struct Report {
     pub server_peak_rss_mib: Option<f64>,
 }
 
+impl Report {
+    /// Answers that are not what the mode asks for: a throughput of 401s (a wrong API key)
+    /// or of 503s measures nothing, so such a run must not pass for a measurement.
+    pub fn unexpected(&self) -> u64 {
+        let expected: &[&str] = match self.mode {
+            Mode::Healthz => &["ok"],
+            Mode::Valid => &["valid"],
+            // With lockout on, an account's later wrong codes find it locked.
+            Mode::Wrong => &["invalid", "locked"],
+        };
+        self.outcomes
+            .iter()
+            .filter(|(k, _)| !expected.contains(&k.as_str()))
+            .map(|(_, v)| v)
+            .sum()
+    }
+}
+
 /// The bench accounts of an invocation: which one comes next, and which step each last
 /// used, carried from run to run so that repeated runs never wait for a fresh step.
 pub struct Pool {
@@ -410,6 +428,43 @@ pub async fn run(load: Load, pool: Arc<Pool>) -> anyhow::Result<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_other_than_the_modes_are_unexpected() {
+        let report = |mode, outcomes: &[(&str, u64)]| Report {
+            mode,
+            concurrency: 1,
+            seconds: 1.0,
+            requests: outcomes.iter().map(|(_, n)| n).sum(),
+            rps: 0.0,
+            p50_ms: 0.0,
+            p90_ms: 0.0,
+            p99_ms: 0.0,
+            max_ms: 0.0,
+            outcomes: outcomes
+                .iter()
+                .map(|(k, n)| ((*k).to_owned(), *n))
+                .collect(),
+            errors: 0,
+            pool_wait_seconds: 0.0,
+            server_cpu_seconds: None,
+            server_cpu_us_per_request: None,
+            server_peak_rss_mib: None,
+        };
+        assert_eq!(
+            report(Mode::Wrong, &[("invalid", 5), ("locked", 2)]).unexpected(),
+            0
+        );
+        assert_eq!(report(Mode::Wrong, &[("http_401", 9)]).unexpected(), 9);
+        assert_eq!(
+            report(Mode::Valid, &[("valid", 5), ("replayed", 1)]).unexpected(),
+            1
+        );
+        assert_eq!(
+            report(Mode::Healthz, &[("ok", 3), ("http_503", 1)]).unexpected(),
+            1
+        );
+    }
 
     #[test]
     fn scatter_uses_every_account_once_per_round_out_of_order() {

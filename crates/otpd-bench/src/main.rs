@@ -176,6 +176,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "rss MiB"
             );
             let pool = load::Pool::new(mode, accounts).await?;
+            let mut unexpected = 0;
             for c in concurrency {
                 let mut reports = Vec::new();
                 for _ in 0..repeat {
@@ -205,11 +206,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             .with_context(|| format!("opening {}", path.display()))?;
                         writeln!(file, "{}", serde_json::to_string(&report)?)?;
                     }
+                    unexpected += report.unexpected();
                     reports.push(report);
                 }
                 if reports.len() > 1 {
                     print_median(&reports);
                 }
+            }
+            // Reported after every run was written, so that the rows can be inspected.
+            if unexpected > 0 {
+                anyhow::bail!(
+                    "{unexpected} answers were not what `{mode:?}` expects (see the outcomes \
+                     column): wrong API key, accounts or server, or errors under load; \
+                     these figures are not a measurement"
+                );
             }
             Ok(())
         }
