@@ -595,6 +595,22 @@ async fn an_accounts_history_keeps_every_verification_through_races_and_deletion
         }
         seen
     };
+    // Pages by offset, newest first, add up to the whole history too.
+    let mut paged = Vec::new();
+    for page in 0.. {
+        let rows = history(AuditQuery {
+            account: Some("hana".into()),
+            limit: Some(6),
+            offset: Some(page * 6),
+            ..AuditQuery::default()
+        })
+        .await;
+        if rows.is_empty() {
+            break;
+        }
+        paged.extend(rows.into_iter().map(|e| e.id));
+    }
+    assert_eq!(paged, all.iter().map(|e| e.id).collect::<Vec<_>>());
     let followed = follow().await;
     let mut oldest_first = newest_first.clone();
     oldest_first.reverse();
