@@ -101,6 +101,25 @@ impl Env {
         (secret, codes)
     }
 
+    /// Changes the policy as the CLI.
+    pub async fn policy(&self, change: impl FnOnce(&mut Policy)) {
+        let mut policy = self.service.get_policy(&Principal::Cli).await.unwrap();
+        change(&mut policy);
+        self.service
+            .set_policy(&Principal::Cli, policy, &meta())
+            .await
+            .unwrap();
+    }
+
+    /// A code that is wrong now: not the current one.
+    pub fn wrong_code(&self, secret: &otp::Secret) -> &'static str {
+        if self.code(secret) == "000000" {
+            "111111"
+        } else {
+            "000000"
+        }
+    }
+
     pub fn code(&self, secret: &otp::Secret) -> String {
         self.code_at(secret, 0)
     }

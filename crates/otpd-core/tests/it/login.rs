@@ -95,12 +95,7 @@ async fn bad_credentials_look_alike() {
 async fn enforced_policy_limits_sessions_to_enrolling() {
     let env = env().await;
     env.account("carol", &[]).await;
-    let mut policy = env.service.get_policy(&Principal::Cli).await.unwrap();
-    policy.enforced = true;
-    env.service
-        .set_policy(&Principal::Cli, policy, &meta())
-        .await
-        .unwrap();
+    env.policy(|p| p.enforced = true).await;
     let LoginOutcome::EnrollmentRequired(token) = env
         .service
         .login("carol", pw(PASSWORD), &meta())

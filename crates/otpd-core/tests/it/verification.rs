@@ -113,16 +113,14 @@ async fn lockout_after_max_failures_and_unlock_after_lockout_secs() {
     let env = env().await;
     env.account("dave", &[]).await;
     let (secret, _) = env.enroll("dave").await;
-    let mut policy = env.service.get_policy(&Principal::Cli).await.unwrap();
-    policy.max_failures = 3;
-    policy.lockout_secs = 120;
-    env.service
-        .set_policy(&Principal::Cli, policy, &meta())
-        .await
-        .unwrap();
+    env.policy(|p| {
+        p.max_failures = 3;
+        p.lockout_secs = 120;
+    })
+    .await;
 
     let good = env.code(&secret);
-    let bad = if good == "000000" { "111111" } else { "000000" };
+    let bad = env.wrong_code(&secret);
     for _ in 0..3 {
         let r = env
             .service
@@ -519,14 +517,9 @@ async fn an_accounts_history_keeps_every_verification_through_races_and_deletion
     env.account("ivan", &[]).await;
     let (secret, _) = env.enroll("hana").await;
     let (other, _) = env.enroll("ivan").await;
-    let mut policy = env.service.get_policy(&Principal::Cli).await.unwrap();
-    policy.max_failures = 1000;
-    env.service
-        .set_policy(&Principal::Cli, policy, &meta())
-        .await
-        .unwrap();
+    env.policy(|p| p.max_failures = 1000).await;
     let good = env.code(&secret);
-    let bad = if good == "000000" { "111111" } else { "000000" };
+    let bad = env.wrong_code(&secret);
     let mut tasks = Vec::new();
     for i in 0..60 {
         let service = env.service.clone();
