@@ -198,7 +198,7 @@ type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// The claim of a step: one conditional UPDATE, so that of two requests with the same code
 /// (on any instance) exactly one changes the row. Parameters: step, drift, now,
-/// authenticator; `$link` adds assignments (PostgreSQL's audit chain, see [`LINK_PG`]).
+/// authenticator; `$link` adds assignments (PostgreSQL's audit chain, see `link_pg!`).
 macro_rules! claim_sql {
     ($link:expr) => {
         concat!(
@@ -231,8 +231,9 @@ macro_rules! count_failure_sql {
 }
 
 /// The audit row of a write to an authenticator, linked into its chain (migration 0003):
-/// `chain_prev` is the authenticator's head, or NULL (an ordinary, indexed row) when the
-/// authenticator is gone. Parameters: those of [`INSERT_AUDIT`], then the authenticator.
+/// `chain_prev` is the authenticator's head, or NULL (an ordinary, indexed row) when there
+/// is no authenticator (`$10` NULL) or it is gone. Parameters: those of [`INSERT_AUDIT`],
+/// then the authenticator.
 const INSERT_AUDIT_CHAINED: &str = "INSERT INTO audit_events (at, actor, account, action, outcome, reason, door, remote_addr, request_id, chain_prev) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, (SELECT COALESCE(audit_head, 0) FROM authenticators WHERE id = $10))";
 
@@ -258,7 +259,7 @@ macro_rules! link_pg {
 
 /// The audit row of a PostgreSQL write, with the id and link its update drew (from the
 /// `linked` CTE: one row, or none if the authenticator is gone, and then an ordinary row).
-/// `$p` are the row's parameters (as in [`INSERT_AUDIT`]) but for the outcome and reason.
+/// Its arguments are the row's values in [`INSERT_AUDIT`]'s order.
 macro_rules! insert_linked_pg {
     ($at:literal, $actor:literal, $account:literal, $action:literal, $outcome:literal, $reason:literal, $door:literal, $addr:literal, $req:literal) => {
         concat!(
@@ -372,29 +373,26 @@ fn apply_lite(conn: &Connection, write: &VerifyWrite) -> CoreResult<Written> {
     };
     // The audit row, linked into the chain of `authenticator` when the write changed one.
     let insert_audit = |row: &AuditRow, authenticator: Option<&str>| {
-        let columns = (
-            row.at,
-            row.actor.as_str(),
-            row.account.as_deref(),
-            row.action,
-            row.outcome.as_str(),
-            row.reason.as_deref(),
-            row.meta.door.as_str(),
-            row.meta.remote_addr.as_deref(),
-            row.meta.request_id.as_deref(),
-        );
-        let Some(id) = authenticator else {
-            return lite::execute(conn, INSERT_AUDIT, columns);
-        };
-        let (at, actor, account, action, outcome, reason, door, addr, request) = columns;
         lite::execute(
             conn,
             INSERT_AUDIT_CHAINED,
             (
-                at, actor, account, action, outcome, reason, door, addr, request, id,
+                row.at,
+                row.actor.as_str(),
+                row.account.as_deref(),
+                row.action,
+                row.outcome.as_str(),
+                row.reason.as_deref(),
+                row.meta.door.as_str(),
+                row.meta.remote_addr.as_deref(),
+                row.meta.request_id.as_deref(),
+                authenticator,
             ),
         )?;
-        lite::execute(conn, LINK_HEAD, [id])
+        match authenticator {
+            Some(id) => lite::execute(conn, LINK_HEAD, [id]),
+            None => Ok(0),
+        }
     };
     match write {
         VerifyWrite::Claim {
