@@ -43,6 +43,8 @@ struct Inner {
     passwords: Passwords,
     /// SQLite only: the writer that batches verification writes (see `commit`).
     group_commit: Option<commit::GroupCommit>,
+    /// The policy document last read, parsed.
+    policies: admin::PolicyMemo,
 }
 
 /// A secret shown to a person once (a TOTP secret, a key URI, a recovery code, a token).
@@ -143,6 +145,7 @@ impl Service {
                 clock,
                 passwords,
                 group_commit,
+                policies: admin::PolicyMemo::default(),
             }),
         };
         let now = service.now();

@@ -2,7 +2,7 @@
 //! verify, resync, status — and the verification rule every front door inherits
 //! (DESIGN.md, "Verification", "Drift", "Lockout", "Step-up").
 
-use super::admin::parse_policy;
+use super::admin::PolicyMemo;
 use super::commit::{self, AuditRow, AuthRef, FailureCount, VerifyWrite, Written};
 use super::recovery::{format_recovery_code, recovery_shape};
 use super::{Audit, Need, Outcome, Service, Shown, new_id};
@@ -214,7 +214,7 @@ struct Subject {
     account_id: String,
     username: String,
     authenticator: Option<Authenticator>,
-    policy: Policy,
+    policy: std::sync::Arc<Policy>,
 }
 
 /// The [`Subject`] of `username_key` `$1`, from `$accounts` (the accounts table, aliased
@@ -284,11 +284,11 @@ fn subject_key(username: &str) -> CoreResult<String> {
         .map_err(|_| CoreError::NotFound("account"))
 }
 
-fn subject_from_row(row: &dyn Columns) -> CoreResult<Subject> {
+fn subject_from_row(row: &dyn Columns, policies: &PolicyMemo) -> CoreResult<Subject> {
     Ok(Subject {
         account_id: row.text("account_id")?,
         username: row.text("username")?,
-        policy: parse_policy(&row.text("document")?)?,
+        policy: policies.parse(&row.text("document")?)?,
         authenticator: authenticator_from_row(row)?,
     })
 }
@@ -388,7 +388,7 @@ impl Service {
             .fetch_optional(conn)
             .await?
             .ok_or(CoreError::NotFound("account"))?;
-        subject_from_row(&row)
+        subject_from_row(&row, &self.inner.policies)
     }
 
     /// [`Self::subject`] outside a transaction, by the hot path's point read.
@@ -398,7 +398,7 @@ impl Service {
             Backend::Sqlite => {
                 self.db()
                     .row_by_key(SUBJECT_BY_NAME_LITE, &key, |row| {
-                        let mut subject = subject_from_row(row)?;
+                        let mut subject = subject_from_row(row, &self.inner.policies)?;
                         if let Some(auth) = subject.authenticator.as_mut() {
                             auth.row = row.opt_int("auth_row")?;
                         }
@@ -408,7 +408,9 @@ impl Service {
             }
             Backend::Postgres => {
                 self.db()
-                    .row_by_key(SUBJECT_BY_NAME, &key, subject_from_row)
+                    .row_by_key(SUBJECT_BY_NAME, &key, |row| {
+                        subject_from_row(row, &self.inner.policies)
+                    })
                     .await?
             }
         };
