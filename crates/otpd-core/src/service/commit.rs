@@ -48,18 +48,6 @@ pub(crate) struct AuditRow {
 }
 
 impl AuditRow {
-    /// The row of a claim that lost to another request.
-    fn replayed(&self) -> Self {
-        AuditRow {
-            outcome: Outcome::Failure,
-            reason: Some(REPLAYED.as_str().to_owned()),
-            actor: self.actor.clone(),
-            account: self.account.clone(),
-            meta: self.meta.clone(),
-            ..*self
-        }
-    }
-
     /// The row of `event`, at `at`.
     pub(crate) fn of(at: i64, event: &super::Audit<'_>) -> Self {
         AuditRow {
@@ -262,10 +250,11 @@ macro_rules! count_failure_sql {
     };
 }
 
-/// The audit row of a write to an authenticator, linked into its chain (migration 0003):
-/// `chain_prev` is the authenticator's head, or NULL (an ordinary, indexed row) when there
-/// is no authenticator (`$10` NULL) or it is gone. Parameters: those of [`INSERT_AUDIT`],
-/// then the authenticator's id and rowid ([`AuthRef`]).
+/// The audit row of a write to an authenticator, to be linked into its chain (migration
+/// 0003) by the update that follows it (`link_lite!`): `chain_prev` is the authenticator's
+/// head, or NULL (an ordinary, indexed row) when there is no authenticator (`$10` NULL) or it
+/// is gone. Parameters: those of [`INSERT_AUDIT`], then the authenticator's id and rowid
+/// ([`AuthRef`]).
 const INSERT_AUDIT_CHAINED: &str = concat!(
     "INSERT INTO audit_events (at, actor, account, action, outcome, reason, door, remote_addr, request_id, chain_prev) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, (SELECT COALESCE(audit_head, 0) FROM authenticators WHERE ",
@@ -273,19 +262,29 @@ const INSERT_AUDIT_CHAINED: &str = concat!(
     "))"
 );
 
-/// Makes the row just inserted the head of the authenticator's chain (SQLite: the writer's
-/// transaction holds the write lock, so nothing comes between the two statements).
-/// Parameters: the authenticator's id and rowid.
-const LINK_HEAD: &str = concat!(
-    "UPDATE authenticators SET audit_head = last_insert_rowid() WHERE ",
-    by_rowid!("$1", "$2")
-);
+/// SQLite's link into the audit chain, inside the update of the authenticator: the writer
+/// inserts the audit row first ([`INSERT_AUDIT_CHAINED`]), so the row just inserted becomes
+/// the head in the same statement as the claim or the count — one update of the
+/// authenticator per verification, not two. The writer's transaction holds the write lock,
+/// so nothing comes between the two statements.
+macro_rules! link_lite {
+    () => {
+        ", audit_head = last_insert_rowid()"
+    };
+}
 
-/// Claims a step (SQLite, inside the writer's transaction); the authenticator is `$4`, `$5`.
-const CLAIM: &str = claim_sql!(by_rowid!("$4", "$5"), "");
+/// Claims a step and links the audit row just inserted (SQLite, inside the writer's
+/// transaction); the authenticator is `$4`, `$5`.
+const CLAIM: &str = claim_sql!(by_rowid!("$4", "$5"), link_lite!());
 
-/// Counts a failure (SQLite, inside the writer's transaction); the authenticator is `$3`, `$4`.
-const COUNT_FAILURE: &str = count_failure_sql!("$1", "$2", by_rowid!("$3", "$4"), "");
+/// Counts a failure and links the audit row just inserted (SQLite, inside the writer's
+/// transaction); the authenticator is `$3`, `$4`.
+const COUNT_FAILURE: &str = count_failure_sql!("$1", "$2", by_rowid!("$3", "$4"), link_lite!());
+
+/// Turns the audit row just inserted for a claim into the failure of a replay, when the
+/// claim changed nothing (SQLite). Parameters: outcome, reason.
+const MARK_REPLAYED: &str =
+    "UPDATE audit_events SET outcome = $1, reason = $2 WHERE id = last_insert_rowid()";
 
 /// PostgreSQL's link into the audit chain, inside the update of the authenticator: the new
 /// event's id is drawn there, under the row lock (re-evaluated after a concurrent update), so
@@ -402,16 +401,10 @@ pub(crate) async fn apply_alone(db: &Db, write: &VerifyWrite) -> CoreResult<Writ
     }
 }
 
-/// Applies one write on the writer's synchronous connection (SQLite), inside its transaction.
+/// Applies one write on the writer's synchronous connection (SQLite), inside its transaction:
+/// the audit row first, joined to the authenticator's chain, then the one update of the
+/// authenticator that claims the step or counts the failure and makes that row the head.
 fn apply_lite(conn: &Connection, write: &VerifyWrite) -> CoreResult<Written> {
-    let count_failure = |auth: &AuthRef, f: &FailureCount| {
-        lite::execute(
-            conn,
-            COUNT_FAILURE,
-            (f.max_failures, f.lock_until, auth.id.as_str(), auth.row),
-        )
-    };
-    // The audit row, linked into the chain of `authenticator` when the write changed one.
     let insert_audit = |row: &AuditRow, authenticator: Option<&AuthRef>| {
         lite::execute(
             conn,
@@ -429,11 +422,14 @@ fn apply_lite(conn: &Connection, write: &VerifyWrite) -> CoreResult<Written> {
                 authenticator.map(|a| a.id.as_str()),
                 authenticator.and_then(|a| a.row),
             ),
-        )?;
-        match authenticator {
-            Some(auth) => lite::execute(conn, LINK_HEAD, (auth.id.as_str(), auth.row)),
-            None => Ok(0),
-        }
+        )
+    };
+    let count_failure = |auth: &AuthRef, f: &FailureCount| {
+        lite::execute(
+            conn,
+            COUNT_FAILURE,
+            (f.max_failures, f.lock_until, auth.id.as_str(), auth.row),
+        )
     };
     match write {
         VerifyWrite::Claim {
@@ -444,18 +440,21 @@ fn apply_lite(conn: &Connection, write: &VerifyWrite) -> CoreResult<Written> {
             failure,
             audit,
         } => {
-            if lite::execute(conn, CLAIM, (step, drift, now, auth.id.as_str(), auth.row))? == 0 {
-                count_failure(auth, failure)?;
-                insert_audit(&audit.replayed(), Some(auth))?;
-                Ok(Written::Replayed)
-            } else {
-                insert_audit(audit, Some(auth))?;
-                Ok(Written::Claimed)
+            insert_audit(audit, Some(auth))?;
+            if lite::execute(conn, CLAIM, (step, drift, now, auth.id.as_str(), auth.row))? > 0 {
+                return Ok(Written::Claimed);
             }
+            lite::execute(
+                conn,
+                MARK_REPLAYED,
+                (Outcome::Failure.as_str(), REPLAYED.as_str()),
+            )?;
+            count_failure(auth, failure)?;
+            Ok(Written::Replayed)
         }
         VerifyWrite::Failure { auth, count, audit } => {
-            count_failure(auth, count)?;
             insert_audit(audit, Some(auth))?;
+            count_failure(auth, count)?;
             Ok(Written::Done)
         }
         VerifyWrite::Audit(row) => {
@@ -629,7 +628,7 @@ mod tests {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let db = Db::connect(&url, &DbOptions::default()).await.unwrap();
         let conn = db.lite().unwrap().writer().unwrap();
-        for sql in [CLAIM, COUNT_FAILURE, INSERT_AUDIT_CHAINED, LINK_HEAD] {
+        for sql in [CLAIM, COUNT_FAILURE, INSERT_AUDIT_CHAINED, MARK_REPLAYED] {
             let statement = conn.prepare(sql).unwrap();
             let count = statement.parameter_count();
             assert!(count > 0, "{sql}");
