@@ -17,6 +17,7 @@ use otp::{
 };
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
+use std::sync::Arc;
 
 /// Options for a new or renewed authenticator; `None` takes the policy default (new) or
 /// keeps the stored value (renew, as TrueNAS does).
@@ -214,7 +215,7 @@ struct Subject {
     account_id: String,
     username: String,
     authenticator: Option<Authenticator>,
-    policy: std::sync::Arc<Policy>,
+    policy: Arc<Policy>,
 }
 
 /// The [`Subject`] of `username_key` `$1`, from `$accounts` (the accounts table, aliased
