@@ -135,8 +135,16 @@ impl Pool {
         } else {
             Vec::new()
         };
+        // Each invocation starts its round at another account (taken from the clock), so
+        // that invocation after invocation of wrong codes spreads its failures over all the
+        // accounts instead of piling them onto the first ones of the round until they lock.
+        let start = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::from(d.subsec_nanos()) ^ d.as_secs())
+            .unwrap_or(0)
+            % u64::try_from(accounts.max(1))?;
         Ok(Arc::new(Pool {
-            next: AtomicU64::new(0),
+            next: AtomicU64::new(start),
             last_step,
         }))
     }
