@@ -219,15 +219,15 @@ struct Subject {
 }
 
 /// The [`Subject`] of `username_key` `$1`, from `$accounts` (the accounts table, aliased
-/// `acc`), with the `$extra` columns.
+/// `acc`), with `$row` as the authenticator's `auth_row` ([`AuthRef`]).
 macro_rules! subject_sql {
-    ($extra:literal, $accounts:literal) => {
+    ($row:literal, $accounts:literal) => {
         concat!(
             "SELECT acc.id AS account_id, acc.username, p.document, t.id, t.state, t.secret, t.algorithm, t.digits, \
              t.interval_secs, t.enabled, t.comment, t.fingerprint, t.last_used_step, t.drift, t.failed_attempts, t.locked_until, \
-             t.expires_at, t.created_at, t.renewed_at, t.last_used_at",
-            $extra,
-            " FROM ",
+             t.expires_at, t.created_at, t.renewed_at, t.last_used_at, ",
+            $row,
+            " AS auth_row FROM ",
             $accounts,
             " JOIN policy p ON p.id = 1 LEFT JOIN authenticators t ON t.account_id = acc.id AND t.kind = 'totp' \
              WHERE acc.username_key = $1"
@@ -235,15 +235,13 @@ macro_rules! subject_sql {
     };
 }
 
-const SUBJECT_BY_NAME: &str = subject_sql!("", "accounts acc");
+const SUBJECT_BY_NAME: &str = subject_sql!("CAST(NULL AS BIGINT)", "accounts acc");
 
 /// [`SUBJECT_BY_NAME`] on SQLite's hot path: the account from its covering index alone
 /// (migration 0004), which SQLite's planner would pass over for the unique index, and the
 /// authenticator's rowid for the writer ([`AuthRef`]).
-const SUBJECT_BY_NAME_LITE: &str = subject_sql!(
-    ", t.rowid AS auth_row",
-    "accounts acc INDEXED BY accounts_login"
-);
+const SUBJECT_BY_NAME_LITE: &str =
+    subject_sql!("t.rowid", "accounts acc INDEXED BY accounts_login");
 
 fn authenticator_from_row(row: &dyn Columns) -> CoreResult<Option<Authenticator>> {
     let Some(id) = row.opt_text("id")? else {
@@ -253,7 +251,7 @@ fn authenticator_from_row(row: &dyn Columns) -> CoreResult<Option<Authenticator>
         |what: &str| CoreError::Internal(format!("stored authenticator has a bad {what}").into());
     Ok(Some(Authenticator {
         id,
-        row: None,
+        row: row.opt_int("auth_row")?,
         state: row.text("state")?,
         secret: row.blob("secret")?,
         algorithm: row
@@ -394,28 +392,16 @@ impl Service {
 
     /// [`Self::subject`] outside a transaction, by the hot path's point read.
     async fn subject_now(&self, username: &str) -> CoreResult<Subject> {
-        let key = subject_key(username)?;
-        let subject = match self.db().backend() {
-            Backend::Sqlite => {
-                self.db()
-                    .row_by_key(SUBJECT_BY_NAME_LITE, &key, |row| {
-                        let mut subject = subject_from_row(row, &self.inner.policies)?;
-                        if let Some(auth) = subject.authenticator.as_mut() {
-                            auth.row = row.opt_int("auth_row")?;
-                        }
-                        Ok(subject)
-                    })
-                    .await?
-            }
-            Backend::Postgres => {
-                self.db()
-                    .row_by_key(SUBJECT_BY_NAME, &key, |row| {
-                        subject_from_row(row, &self.inner.policies)
-                    })
-                    .await?
-            }
+        let sql = match self.db().backend() {
+            Backend::Sqlite => SUBJECT_BY_NAME_LITE,
+            Backend::Postgres => SUBJECT_BY_NAME,
         };
-        subject.ok_or(CoreError::NotFound("account"))
+        self.db()
+            .row_by_key(sql, &subject_key(username)?, |row| {
+                subject_from_row(row, &self.inner.policies)
+            })
+            .await?
+            .ok_or(CoreError::NotFound("account"))
     }
 
     async fn open_secret(&self, auth: &Authenticator) -> CoreResult<Secret> {
