@@ -211,6 +211,16 @@ impl Db {
         row.map(|row| decode(&row)).transpose()
     }
 
+    /// The credential epoch (migration 0005): moved forward by every change to what an API
+    /// key authenticates.
+    pub(crate) async fn credential_epoch(&self) -> CoreResult<i64> {
+        const SQL: &str = "SELECT epoch FROM credential_epoch WHERE id = 1";
+        if let Some(lite) = &self.lite {
+            return lite.scalar(SQL);
+        }
+        Ok(sqlx::query_scalar(SQL).fetch_one(&self.read).await?)
+    }
+
     /// Whether the database answers (`/readyz`).
     pub async fn ping(&self) -> CoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;

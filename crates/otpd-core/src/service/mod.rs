@@ -45,6 +45,8 @@ struct Inner {
     group_commit: Option<commit::GroupCommit>,
     /// The policy document last read, parsed.
     policies: admin::PolicyMemo,
+    /// The API keys found, with the credential epoch they were read at.
+    api_keys: sessions::KeyMemo,
 }
 
 /// A secret shown to a person once (a TOTP secret, a key URI, a recovery code, a token).
@@ -146,6 +148,7 @@ impl Service {
                 passwords,
                 group_commit,
                 policies: admin::PolicyMemo::default(),
+                api_keys: sessions::KeyMemo::default(),
             }),
         };
         let now = service.now();

@@ -90,6 +90,14 @@ impl Lite {
         }
     }
 
+    /// The one integer the parameterless `sql` selects.
+    pub(crate) fn scalar(&self, sql: &str) -> CoreResult<i64> {
+        Ok(self
+            .reader()
+            .prepare_cached(sql)?
+            .query_row([], |row| row.get(0))?)
+    }
+
     /// A free read connection, or the next one in turn when all are busy.
     fn reader(&self) -> MutexGuard<'_, Connection> {
         let n = self.readers.len();

@@ -218,3 +218,89 @@ async fn api_keys_authenticate_until_revoked() {
         Err(CoreError::Unauthenticated)
     ));
 }
+
+/// An API key this instance has already seen is trusted only until something it
+/// authenticates changes — also when the change comes from another process, straight to
+/// the database (here: a connection of the test's own, as the CLI or another instance
+/// would write).
+#[tokio::test]
+async fn remembered_api_keys_see_changes_made_elsewhere() {
+    use sqlx::Connection;
+    let env = env().await;
+    env.account("service", &[Role::TwofactorAdmin]).await;
+    let key = env
+        .service
+        .create_api_key(&Principal::Cli, "service", "backend", &meta())
+        .await
+        .unwrap();
+    let roles = || async {
+        match env.service.authenticate(key.key.expose()).await {
+            Ok(Principal::Account(caller)) => Ok(caller.roles),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        }
+    };
+    let mut other = sqlx::AnyConnection::connect(env.db.url()).await.unwrap();
+    async fn epoch(conn: &mut sqlx::AnyConnection) -> i64 {
+        sqlx::query_scalar("SELECT epoch FROM credential_epoch WHERE id = 1")
+            .fetch_one(conn)
+            .await
+            .unwrap()
+    }
+    async fn run(conn: &mut sqlx::AnyConnection, sql: &'static str) {
+        sqlx::query(sql).execute(conn).await.unwrap();
+    }
+
+    assert!(roles().await.unwrap().contains(&Role::TwofactorAdmin));
+    // Using a key records its use, once a minute, without moving the epoch.
+    let before = epoch(&mut other).await;
+    env.clock.advance(120);
+    assert!(roles().await.unwrap().contains(&Role::TwofactorAdmin));
+    let listed = env
+        .service
+        .list_api_keys(&Principal::Cli, Some("service"))
+        .await
+        .unwrap();
+    assert_eq!(listed[0].last_used_at, Some(env.clock.now()));
+    let after = epoch(&mut other).await;
+    assert_eq!(
+        before, after,
+        "recording a key's use must not forget every key"
+    );
+
+    run(
+        &mut other,
+        "UPDATE accounts SET roles = '' WHERE username_key = 'service'",
+    )
+    .await;
+    assert!(
+        roles().await.unwrap().is_empty(),
+        "a role taken away elsewhere"
+    );
+    run(
+        &mut other,
+        "UPDATE accounts SET roles = 'twofactor_admin' WHERE username_key = 'service'",
+    )
+    .await;
+    assert!(roles().await.unwrap().contains(&Role::TwofactorAdmin));
+    run(
+        &mut other,
+        "UPDATE accounts SET locked = 1 WHERE username_key = 'service'",
+    )
+    .await;
+    assert!(
+        matches!(roles().await, Err(CoreError::Unauthenticated)),
+        "owner locked elsewhere"
+    );
+    run(
+        &mut other,
+        "UPDATE accounts SET locked = 0 WHERE username_key = 'service'",
+    )
+    .await;
+    assert!(roles().await.is_ok());
+    run(&mut other, "DELETE FROM api_keys").await;
+    assert!(
+        matches!(roles().await, Err(CoreError::Unauthenticated)),
+        "key revoked elsewhere"
+    );
+}
