@@ -304,3 +304,45 @@ async fn remembered_api_keys_see_changes_made_elsewhere() {
         "key revoked elsewhere"
     );
 }
+
+/// Deleting an account while it is updated and its key revoked never deadlocks: on
+/// PostgreSQL every statement that moves the credential epoch (migration 0005) takes the
+/// epoch's lock before its rows'. Taken after them, the deletion (the keys, then the
+/// account's row) and the update (the row, then the epoch) deadlocked within a few rounds.
+#[tokio::test]
+async fn deleting_an_account_while_it_is_updated_does_not_deadlock() {
+    let env = env().await;
+    let m = meta();
+    for i in 0..40 {
+        let name = format!("victim{i}");
+        env.account(&name, &[]).await;
+        let key = env
+            .service
+            .create_api_key(&Principal::Cli, &name, "k", &m)
+            .await
+            .unwrap();
+        let update = env.service.update_account(
+            &Principal::Cli,
+            &name,
+            AccountPatch {
+                roles: Some([Role::ReadonlyAdmin].into_iter().collect()),
+                ..AccountPatch::default()
+            },
+            &m,
+        );
+        let revoke = env
+            .service
+            .revoke_api_key(&Principal::Cli, &key.info.id, &m);
+        let delete = env.service.delete_account(&Principal::Cli, &name, &m);
+        let (updated, revoked, deleted) = tokio::join!(update, revoke, delete);
+        assert!(
+            matches!(updated, Ok(_) | Err(CoreError::NotFound(_))),
+            "{updated:?}"
+        );
+        assert!(
+            matches!(revoked, Ok(_) | Err(CoreError::NotFound(_))),
+            "{revoked:?}"
+        );
+        assert!(deleted.is_ok(), "{deleted:?}");
+    }
+}
