@@ -113,11 +113,12 @@ struct KnownKey {
 /// A service sends the same key with every verification, and reading it (the key, then its
 /// owner through the accounts table's two large B-trees) cost more than the one-row epoch
 /// read that replaces it: 232k → 221k instructions per verification (callgrind, 1M
-/// accounts), and a few page copies fewer that grow with the accounts. A remembered key is trusted only while the credential epoch read
-/// at the request equals the one it was read at: every revocation, deletion, owner lock,
-/// rename or role change moves the epoch forward in the same transaction (triggers of
-/// migration 0005, so also when another instance or the CLI makes the change), and the
-/// next request of every instance reads the key afresh. Only keys that authenticated are
+/// accounts), and a few page copies fewer that grow with the accounts. A remembered key is
+/// trusted only while the credential epoch read at the request equals the one it was read
+/// at: every revocation, deletion, owner lock, rename or role change moves the epoch
+/// forward in the same transaction (triggers of migration 0005, so also when another
+/// instance or the CLI makes the change), and the next request of every instance reads the
+/// key afresh. Only keys that authenticated are
 /// kept, so unknown or refused keys cannot fill it; it is emptied when it reaches
 /// [`KeyMemo::CAPACITY`] keys.
 #[derive(Debug, Default)]
