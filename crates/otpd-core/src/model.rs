@@ -8,7 +8,8 @@ use std::fmt;
 use std::str::FromStr;
 
 /// An account name: 1–64 characters from ASCII letters, digits, `.`, `_`, `-` and `@`
-/// (Zimbra account names are e-mail addresses). Unique case-insensitively: [`Username::key`].
+/// (Zimbra account names are e-mail addresses), other than the path segments `.` and `..`
+/// (so no `/`, `\`, control or bidirectional-override character can appear). Unique case-insensitively: [`Username::key`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct Username(String);
@@ -24,6 +25,14 @@ impl Username {
             return Err(CoreError::invalid(
                 "username",
                 "may contain only letters, digits, '.', '_', '-' and '@'",
+            ));
+        }
+        // `.` and `..` are path segments: clients and proxies normalise them away, so
+        // `/accounts/./totp` would reach the account `totp`.
+        if text == "." || text == ".." {
+            return Err(CoreError::invalid(
+                "username",
+                "must not be '.' or '..' (they are path segments)",
             ));
         }
         Ok(Username(text.to_owned()))
@@ -57,6 +66,8 @@ pub enum Role {
     TwofactorAdmin,
     /// Read everything, change nothing.
     ReadonlyAdmin,
+    /// Verify codes for any account, and nothing else: what services should use.
+    Verifier,
 }
 
 impl Role {
@@ -66,6 +77,7 @@ impl Role {
             Role::FullAdmin => "full_admin",
             Role::TwofactorAdmin => "twofactor_admin",
             Role::ReadonlyAdmin => "readonly_admin",
+            Role::Verifier => "verifier",
         }
     }
 }
@@ -77,9 +89,10 @@ impl FromStr for Role {
             "full_admin" => Ok(Role::FullAdmin),
             "twofactor_admin" => Ok(Role::TwofactorAdmin),
             "readonly_admin" => Ok(Role::ReadonlyAdmin),
+            "verifier" => Ok(Role::Verifier),
             _ => Err(CoreError::invalid(
                 "roles",
-                "unknown role (expected full_admin, twofactor_admin or readonly_admin)",
+                "unknown role (expected full_admin, twofactor_admin, readonly_admin or verifier)",
             )),
         }
     }
@@ -87,6 +100,16 @@ impl FromStr for Role {
 
 /// A set of roles, stored space-separated.
 pub type Roles = BTreeSet<Role>;
+
+/// Whether an actor with `actor` roles may manage (2FA, password, sessions) an account with
+/// `subject` roles: nobody manages an account with more power than their own (DESIGN.md,
+/// "Authorization"). A full admin covers everyone; a 2FA admin covers every account that
+/// is not a full admin (plain accounts, verifiers, readers — whose reads it already has —
+/// and other 2FA admins, whose rights it already has); no other role manages anyone.
+pub fn roles_cover(actor: &Roles, subject: &Roles) -> bool {
+    actor.contains(&Role::FullAdmin)
+        || (actor.contains(&Role::TwofactorAdmin) && !subject.contains(&Role::FullAdmin))
+}
 
 pub(crate) fn roles_to_db(roles: &Roles) -> String {
     roles
@@ -607,9 +630,13 @@ impl Principal {
         }
     }
 
+    /// Whether the principal holds `role` (a full admin holds every role). A session limited
+    /// to enrolling holds none: until its account has enrolled it may only read itself and
+    /// enroll itself, whatever its roles.
     pub(crate) fn has(&self, role: Role) -> bool {
         match self {
             Principal::Cli => true,
+            Principal::Account(c) if c.kind == SessionKind::Enrollment => false,
             Principal::Account(c) => c.roles.contains(&Role::FullAdmin) || c.roles.contains(&role),
         }
     }

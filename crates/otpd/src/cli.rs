@@ -276,9 +276,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Account(cmd) => account(&service, &p, &meta, cmd).await?,
         Command::Totp(cmd) => return totp(&service, &p, &meta, cmd).await,
         Command::RecoveryCodes(cmd) => match cmd {
-            RecoveryCmd::List { name, out } => {
-                print_codes(&service.list_recovery_codes(&p, &name).await?, out.json)?
-            }
+            RecoveryCmd::List { name, out } => print_codes(
+                &service.list_recovery_codes(&p, &name, None, &meta).await?,
+                out.json,
+            )?,
             RecoveryCmd::Regenerate { name, out } => print_codes(
                 &service
                     .regenerate_recovery_codes(&p, &name, None, &meta)
@@ -503,7 +504,9 @@ async fn account(
         }
         AccountCmd::Passwd { name, password } => {
             let password = read_password(&password, &name)?;
-            service.set_password(p, &name, password, meta).await?;
+            service
+                .set_password(p, &name, password, None, None, meta)
+                .await?;
         }
         AccountCmd::Lock { name } => {
             service.set_account_locked(p, &name, true, meta).await?;
@@ -587,12 +590,12 @@ async fn totp(
         }
         TotpCmd::Enable { name } => {
             service
-                .update_totp(p, &name, Some(true), None, meta)
+                .update_totp(p, &name, Some(true), None, None, meta)
                 .await?;
         }
         TotpCmd::Disable { name } => {
             service
-                .update_totp(p, &name, Some(false), None, meta)
+                .update_totp(p, &name, Some(false), None, None, meta)
                 .await?;
         }
     }

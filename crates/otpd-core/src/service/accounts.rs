@@ -1,7 +1,9 @@
 //! Accounts: create, read, list, update, delete, passwords, lock/unlock, and the bootstrap
 //! administrator.
 
-use super::{Audit, Need, Outcome, Service, Shown, commit, new_id};
+use super::sessions::Revoke;
+use super::totp::StepUp;
+use super::{Audit, Need, Service, Shown, commit, new_id};
 use crate::model::{roles_from_db, roles_to_db};
 use crate::store::{flag, is_unique_violation};
 use crate::{
@@ -31,7 +33,8 @@ pub struct NewAccount {
     pub profile: Option<serde_json::Value>,
 }
 
-/// A change to an account; `None` leaves a field as it is.
+/// A change to an account; `None` leaves a field as it is. Every field is validated and
+/// authorized before anything is written, then all of it is applied in one transaction.
 #[derive(Debug, Clone, Default)]
 pub struct AccountPatch {
     /// New display name.
@@ -43,6 +46,17 @@ pub struct AccountPatch {
     /// Profile attributes to change (a JSON object of [`Profile`](crate::Profile) fields);
     /// the others keep their values.
     pub profile: Option<serde_json::Value>,
+    /// New password (`Some(None)` disables password login): the account itself, with proof
+    /// ([`AccountPatch::current_password`] or step-up), or a full admin.
+    pub password: Option<Option<Zeroizing<String>>>,
+    /// Lock or unlock (full admins). Unlocking also clears the authenticator's lockout.
+    pub locked: Option<bool>,
+    /// The account's current password, when it changes its own password without a second
+    /// factor to prove.
+    pub current_password: Option<Zeroizing<String>>,
+    /// A second-factor code sent along for step-up (the account changing its own password
+    /// while it has an active authenticator).
+    pub step_up_code: Option<String>,
 }
 
 /// An account row with what only the core may see.
@@ -83,7 +97,11 @@ pub(crate) fn account_from_row(row: &AnyRow) -> CoreResult<AccountRow> {
 }
 
 fn validate_full_name(name: &str) -> CoreResult<()> {
-    if name.chars().count() > 256 || name.chars().any(char::is_control) {
+    if name.chars().count() > 256
+        || name
+            .chars()
+            .any(|c| c.is_control() || is_invisible_format(c))
+    {
         return Err(CoreError::invalid(
             "full_name",
             "must be at most 256 characters, without control characters",
@@ -92,16 +110,27 @@ fn validate_full_name(name: &str) -> CoreResult<()> {
     Ok(())
 }
 
+/// Characters that reorder or hide text (bidirectional overrides and isolates, zero-width
+/// marks): a name or address holding one can read as another's.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
 fn validate_email(email: &str) -> CoreResult<()> {
     let ok = email.len() <= 254
         && email
             .split_once('@')
             .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        && !email.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || is_invisible_format(c) || c == '/' || c == '\\'
+        });
     if ok {
         Ok(())
     } else {
-        Err(CoreError::invalid("email", "must be an e-mail address"))
+        Err(CoreError::invalid(
+            "email",
+            "must be an e-mail address, without spaces, '/', '\\', control or bidirectional-override characters",
+        ))
     }
 }
 
@@ -276,17 +305,21 @@ impl Service {
         Ok(account_from_row(&row)?.account)
     }
 
-    /// Changes an account's display name, e-mail, profile (itself or a full admin) or roles
-    /// (full admins only).
+    /// Changes an account's display name, e-mail, profile, password (itself or a full
+    /// admin), roles or lock (full admins only), all in one transaction: a refused field
+    /// changes nothing. A password change revokes the account's other sessions (and, made by
+    /// someone else, its API keys); changing one's own needs the current password or, with
+    /// an active authenticator, step-up. Locking revokes every session; unlocking clears the
+    /// authenticator's lockout too.
     pub async fn update_account(
         &self,
         principal: &Principal,
         username: &str,
-        patch: AccountPatch,
+        mut patch: AccountPatch,
         meta: &RequestMeta,
     ) -> CoreResult<Account> {
         // 2FA admins manage factors, not other people's names and addresses.
-        let need = if patch.roles.is_some() {
+        let need = if patch.roles.is_some() || patch.locked.is_some() {
             Need::FullAdmin
         } else {
             Need::SelfOrFullAdmin
@@ -298,38 +331,141 @@ impl Service {
         if let Some(Some(email)) = &patch.email {
             validate_email(email)?;
         }
+        if let Some(Some(password)) = &patch.password {
+            Passwords::validate(password)?;
+        }
+        let (before, subject) = {
+            let mut conn = self.db().read.acquire().await?;
+            let before = self.require_account(&mut conn, username).await?;
+            self.may_manage(&mut conn, principal, &before.account.id)
+                .await?;
+            let subject = self.subject(&mut conn, username).await?;
+            (before, subject)
+        };
+        if let Some(changes) = &patch.profile {
+            before.account.profile.merged(changes)?;
+        }
+        let hash = match patch.password.take() {
+            Some(password) => {
+                self.prove_own_password_change(principal, &before, &subject, &patch, meta)
+                    .await?;
+                Some(match password {
+                    Some(p) => Some(self.passwords().hash(p).await?),
+                    None => None,
+                })
+            }
+            None => None,
+        };
+        // An update of nothing but the password or the lock is audited as that alone.
+        let fields_changed = patch.full_name.is_some()
+            || patch.email.is_some()
+            || patch.roles.is_some()
+            || patch.profile.is_some()
+            || (hash.is_none() && patch.locked.is_none());
         let mut tx = self.db().begin().await?;
         let current = self.require_account(&mut tx, username).await?.account;
         let profile = match &patch.profile {
             Some(changes) => current.profile.merged(changes)?,
             None => current.profile.clone(),
         };
-        if let Some(roles) = &patch.roles
-            && current.roles.contains(&Role::FullAdmin)
-            && !roles.contains(&Role::FullAdmin)
+        let roles = patch.roles.unwrap_or_else(|| current.roles.clone());
+        let locked = patch.locked.unwrap_or(current.locked);
+        if current.roles.contains(&Role::FullAdmin)
+            && (!roles.contains(&Role::FullAdmin) || (locked && !current.locked))
         {
             self.ensure_other_full_admin(&mut tx, &current.id).await?;
         }
         sqlx::query(
-            "UPDATE accounts SET full_name = $1, email = $2, roles = $3, profile = $4, updated_at = $5 WHERE id = $6",
+            "UPDATE accounts SET full_name = $1, email = $2, roles = $3, profile = $4, locked = $5, updated_at = $6 WHERE id = $7",
         )
         .bind(patch.full_name.unwrap_or(current.full_name))
         .bind(patch.email.unwrap_or(current.email))
-        .bind(roles_to_db(patch.roles.as_ref().unwrap_or(&current.roles)))
+        .bind(roles_to_db(&roles))
         .bind(to_json(&profile)?)
+        .bind(flag(locked))
         .bind(self.now())
         .bind(current.id.clone())
         .execute(&mut *tx)
         .await?;
         let actor = principal.actor();
-        self.write_audit(
-            &mut tx,
-            Audit::success(&actor, Some(&current.username), "account.update", meta),
-        )
-        .await?;
+        let audit = |action| Audit::success(&actor, Some(&current.username), action, meta);
+        if fields_changed {
+            self.write_audit(&mut tx, audit("account.update")).await?;
+        }
+        if let Some(hash) = hash {
+            sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
+                .bind(hash)
+                .bind(current.id.clone())
+                .execute(&mut *tx)
+                .await?;
+            self.revoke_credentials_tx(&mut tx, &current.id, principal, Revoke::Recovery)
+                .await?;
+            self.write_audit(&mut tx, audit("account.password")).await?;
+        }
+        match patch.locked {
+            Some(true) => {
+                sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+                    .bind(current.id.clone())
+                    .execute(&mut *tx)
+                    .await?;
+                self.write_audit(&mut tx, audit("account.lock")).await?;
+            }
+            Some(false) => {
+                // An admin's unlock ends every lockout of the account, the authenticator's
+                // after too many wrong codes included.
+                sqlx::query(
+                    "UPDATE authenticators SET failed_attempts = 0, locked_until = NULL WHERE account_id = $1",
+                )
+                .bind(current.id.clone())
+                .execute(&mut *tx)
+                .await?;
+                self.write_audit(&mut tx, audit("account.unlock")).await?;
+            }
+            None => {}
+        }
         let account = self.require_account(&mut tx, username).await?.account;
         tx.commit().await?;
         Ok(account)
+    }
+
+    /// The proof an account needs to change its own password: step-up when it has an
+    /// active, enabled authenticator (a recent second factor on this session, or a code sent
+    /// along), else its current password. Someone else's change (a full admin, the CLI)
+    /// needs none.
+    async fn prove_own_password_change(
+        &self,
+        principal: &Principal,
+        account: &AccountRow,
+        subject: &super::totp::Subject,
+        patch: &AccountPatch,
+        meta: &RequestMeta,
+    ) -> CoreResult<()> {
+        match self
+            .step_up(principal, subject, patch.step_up_code.as_deref(), meta)
+            .await?
+        {
+            StepUp::NotSelf | StepUp::Proven => Ok(()),
+            StepUp::NoFactor => {
+                let Some(current) = patch.current_password.clone() else {
+                    return Err(CoreError::invalid(
+                        "current_password",
+                        "changing your own password needs your current password",
+                    ));
+                };
+                if self
+                    .passwords()
+                    .verify(current, account.password_hash.clone())
+                    .await?
+                {
+                    Ok(())
+                } else {
+                    Err(CoreError::invalid(
+                        "current_password",
+                        "the current password is wrong",
+                    ))
+                }
+            }
+        }
     }
 
     /// Deletes an account with its authenticator, recovery codes, sessions and API keys
@@ -368,45 +504,31 @@ impl Service {
         Ok(())
     }
 
-    /// Sets (or, with `None`, disables) an account's password: the account itself or a
-    /// full admin. Revokes the account's other sessions.
+    /// Sets (or, with `None`, disables) an account's password: [`Service::update_account`]
+    /// with only the password (and its proof) changed.
     pub async fn set_password(
         &self,
         principal: &Principal,
         username: &str,
         password: Option<Zeroizing<String>>,
+        current_password: Option<Zeroizing<String>>,
+        step_up_code: Option<&str>,
         meta: &RequestMeta,
     ) -> CoreResult<()> {
-        self.authorize(principal, Some(username), Need::SelfOrFullAdmin, false)?;
-        let hash = match password {
-            Some(p) => {
-                Passwords::validate(&p)?;
-                Some(self.passwords().hash(p).await?)
-            }
-            None => None,
+        let patch = AccountPatch {
+            password: Some(password),
+            current_password,
+            step_up_code: step_up_code.map(str::to_owned),
+            ..AccountPatch::default()
         };
-        let mut tx = self.db().begin().await?;
-        let account = self.require_account(&mut tx, username).await?.account;
-        sqlx::query("UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3")
-            .bind(hash)
-            .bind(self.now())
-            .bind(account.id.clone())
-            .execute(&mut *tx)
+        self.update_account(principal, username, patch, meta)
             .await?;
-        self.revoke_sessions_tx(&mut tx, &account.id, principal)
-            .await?;
-        let actor = principal.actor();
-        self.write_audit(
-            &mut tx,
-            Audit::success(&actor, Some(&account.username), "account.password", meta),
-        )
-        .await?;
-        tx.commit().await?;
         Ok(())
     }
 
-    /// Locks or unlocks an account (full admins). Locking revokes all its sessions; a
-    /// locked account cannot log in, and its API keys stop working.
+    /// Locks or unlocks an account (full admins): [`Service::update_account`] with only the
+    /// lock changed. Locking revokes all its sessions (a locked account cannot log in, and
+    /// its API keys stop working); unlocking also clears its authenticator's lockout.
     pub async fn set_account_locked(
         &self,
         principal: &Principal,
@@ -414,45 +536,11 @@ impl Service {
         locked: bool,
         meta: &RequestMeta,
     ) -> CoreResult<Account> {
-        self.authorize(principal, Some(username), Need::FullAdmin, false)?;
-        let mut tx = self.db().begin().await?;
-        let account = self.require_account(&mut tx, username).await?.account;
-        if locked && account.roles.contains(&Role::FullAdmin) {
-            self.ensure_other_full_admin(&mut tx, &account.id).await?;
-        }
-        sqlx::query("UPDATE accounts SET locked = $1, updated_at = $2 WHERE id = $3")
-            .bind(flag(locked))
-            .bind(self.now())
-            .bind(account.id.clone())
-            .execute(&mut *tx)
-            .await?;
-        if locked {
-            sqlx::query("DELETE FROM sessions WHERE account_id = $1")
-                .bind(account.id.clone())
-                .execute(&mut *tx)
-                .await?;
-        }
-        let actor = principal.actor();
-        let action = if locked {
-            "account.lock"
-        } else {
-            "account.unlock"
+        let patch = AccountPatch {
+            locked: Some(locked),
+            ..AccountPatch::default()
         };
-        self.write_audit(
-            &mut tx,
-            Audit {
-                actor: &actor,
-                account: Some(&account.username),
-                action,
-                outcome: Outcome::Success,
-                reason: None,
-                meta,
-            },
-        )
-        .await?;
-        let account = self.require_account(&mut tx, username).await?.account;
-        tx.commit().await?;
-        Ok(account)
+        self.update_account(principal, username, patch, meta).await
     }
 
     /// On a database with no accounts, creates `admin` (full admin) with a random password

@@ -23,13 +23,15 @@ use super::{INSERT_AUDIT, Outcome};
 use crate::store::{Db, lite};
 use crate::{CoreError, CoreResult, RequestMeta, VerifyReason};
 use rusqlite::{Connection, TransactionBehavior};
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 /// The audit reason of a claim that lost to another request.
 const REPLAYED: VerifyReason = VerifyReason::Replayed;
+/// The audit reason of an attempt that found the authenticator locked when it was counted.
+const LOCKED: VerifyReason = VerifyReason::Locked;
 
 /// Writes gathered into one transaction at most.
 const MAX_BATCH: usize = 512;
@@ -93,10 +95,12 @@ pub(crate) struct AuthRef {
 }
 
 /// The failure count of an authenticator: the failure that reaches `max_failures` locks it
-/// until `lock_until` and starts the count afresh.
+/// until `lock_until` and starts the count afresh. A failure is counted only while the
+/// authenticator is not locked at `now`; one that finds it locked is answered `locked`.
 pub(crate) struct FailureCount {
     pub max_failures: i64,
     pub lock_until: i64,
+    pub now: i64,
 }
 
 /// One write of the verification path.
@@ -105,7 +109,9 @@ pub(crate) struct FailureCount {
 pub(crate) enum VerifyWrite {
     /// Claim `step` (by one conditional UPDATE) and record `audit`. If another request
     /// claimed it (or a later step) first, the attempt counts as a failure instead, and
-    /// `audit` is recorded as a failure for the reason `replayed`.
+    /// `audit` is recorded as a failure for the reason `replayed`; if the authenticator was
+    /// locked meanwhile (by the failures of a concurrent burst), nothing is claimed or
+    /// counted and `audit` is a failure for the reason `locked`.
     Claim {
         auth: AuthRef,
         step: i64,
@@ -114,7 +120,7 @@ pub(crate) enum VerifyWrite {
         failure: FailureCount,
         audit: AuditRow,
     },
-    /// A refused code.
+    /// A refused code, counted unless the authenticator is locked by then.
     Failure {
         auth: AuthRef,
         count: FailureCount,
@@ -131,6 +137,10 @@ pub(crate) enum Written {
     Claimed,
     /// Someone claimed it first (counted as a failure).
     Replayed,
+    /// The authenticator was locked when the attempt came to be counted: nothing was
+    /// claimed or counted, and the answer must be `locked` whatever the code was, so that
+    /// no attempt past `max_failures` learns whether its code was right.
+    Locked,
     /// Done.
     Done,
 }
@@ -231,10 +241,12 @@ macro_rules! by_rowid {
 }
 
 /// The count of a failure, atomic; the one that reaches the limit locks and restarts the
-/// count. Its parameters (max failures, lock until) and the condition selecting the
-/// authenticator are the caller's; `$link` as in [`claim_sql`].
+/// count. Nothing is counted while the authenticator is locked at `$now`, so of any burst
+/// at most `max_failures` attempts are counted — and answered other than `locked` — per
+/// lockout period. Its parameters (max failures, lock until, now) and the condition
+/// selecting the authenticator are the caller's; `$link` as in [`claim_sql`].
 macro_rules! count_failure_sql {
-    ($max:literal, $until:literal, $row:expr, $link:expr) => {
+    ($max:literal, $until:literal, $now:literal, $row:expr, $link:expr) => {
         concat!(
             "UPDATE authenticators SET locked_until = CASE WHEN failed_attempts + 1 >= ",
             $max,
@@ -244,7 +256,9 @@ macro_rules! count_failure_sql {
             $max,
             " THEN 0 ELSE failed_attempts + 1 END",
             $link,
-            " WHERE ",
+            " WHERE (locked_until IS NULL OR locked_until <= ",
+            $now,
+            ") AND ",
             $row
         )
     };
@@ -278,13 +292,31 @@ macro_rules! link_lite {
 const CLAIM: &str = claim_sql!(by_rowid!("$4", "$5"), link_lite!());
 
 /// Counts a failure and links the audit row just inserted (SQLite, inside the writer's
-/// transaction); the authenticator is `$3`, `$4`.
-const COUNT_FAILURE: &str = count_failure_sql!("$1", "$2", by_rowid!("$3", "$4"), link_lite!());
+/// transaction); `$3` is now, the authenticator is `$4`, `$5`.
+const COUNT_FAILURE: &str =
+    count_failure_sql!("$1", "$2", "$3", by_rowid!("$4", "$5"), link_lite!());
 
-/// Turns the audit row just inserted for a claim into the failure of a replay, when the
-/// claim changed nothing (SQLite). Parameters: outcome, reason.
-const MARK_REPLAYED: &str =
+/// Turns the audit row just inserted into a failure for another reason: a claim that
+/// changed nothing (replayed), or an attempt that found the authenticator locked (SQLite).
+/// Parameters: outcome, reason.
+const MARK_REFUSED: &str =
     "UPDATE audit_events SET outcome = $1, reason = $2 WHERE id = last_insert_rowid()";
+
+/// Whether the authenticator `$2`, `$3` is locked at `$1` (SQLite): asked only when a claim
+/// or a count changed nothing, to tell a lockout from a replay or a deleted authenticator.
+const IS_LOCKED: &str = concat!(
+    "SELECT locked_until > $1 FROM authenticators WHERE ",
+    by_rowid!("$2", "$3"),
+    " AND locked_until IS NOT NULL"
+);
+
+/// Links the audit row just inserted into the authenticator's chain without changing
+/// anything else (SQLite): for an attempt refused because the authenticator was locked,
+/// whose row [`INSERT_AUDIT_CHAINED`] already pointed at the chain's head.
+const LINK_ONLY: &str = concat!(
+    "UPDATE authenticators SET audit_head = last_insert_rowid() WHERE ",
+    by_rowid!("$1", "$2")
+);
 
 /// PostgreSQL's link into the audit chain, inside the update of the authenticator: the new
 /// event's id is drawn there, under the row lock (re-evaluated after a concurrent update), so
@@ -314,14 +346,16 @@ macro_rules! insert_linked_pg {
 
 /// [`CLAIM`], then [`COUNT_FAILURE`] if nothing was claimed, and the audit row, in one
 /// statement (PostgreSQL). `claimed` is read by the other parts, so it runs first and to
-/// completion; the count changes the row only where the claim did not. Parameters: those of
-/// [`CLAIM`], max failures, lock until, then the audit row with the outcome and reason of
-/// a claim and of a replay.
+/// completion; the count changes the row only where the claim did not. When neither
+/// changed the row, the authenticator was locked (or is gone): the audit row is an ordinary
+/// one, a failure for the reason `locked`. Parameters: those of [`CLAIM`], max failures,
+/// lock until, then the audit row with the outcome and reason of a claim and of a replay,
+/// and the reason of a lockout (`$18`).
 const CLAIM_PG: &str = concat!(
     "WITH claimed AS (",
     claim_sql!("id = $4", link_pg!()),
     " RETURNING audit_head, audit_prev), counted AS (",
-    count_failure_sql!("$5", "$6", "id = $4", link_pg!()),
+    count_failure_sql!("$5", "$6", "$3", "id = $4", link_pg!()),
     " AND NOT EXISTS (SELECT 1 FROM claimed) RETURNING audit_head, audit_prev), \
      linked AS (SELECT audit_head, audit_prev FROM claimed UNION ALL SELECT audit_head, audit_prev FROM counted), \
      audited AS (",
@@ -331,21 +365,33 @@ const CLAIM_PG: &str = concat!(
         "$9",
         "$10",
         "CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN $11 ELSE $12 END",
-        "CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN $13 ELSE $14 END",
+        "CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN $13 WHEN EXISTS (SELECT 1 FROM counted) THEN $14 ELSE $18 END",
         "$15",
         "$16",
         "$17"
     ),
-    ") SELECT EXISTS (SELECT 1 FROM claimed) AS claimed"
+    ") SELECT EXISTS (SELECT 1 FROM claimed) AS claimed, EXISTS (SELECT 1 FROM counted) AS counted"
 );
 
-/// [`COUNT_FAILURE`] and the audit row in one statement (PostgreSQL). Parameters: those of
-/// [`COUNT_FAILURE`], then the audit row's as in [`INSERT_AUDIT`].
+/// [`COUNT_FAILURE`] and the audit row in one statement (PostgreSQL); an attempt that found
+/// the authenticator locked is recorded as an ordinary row with the reason `locked` (`$14`).
+/// Parameters: those of [`COUNT_FAILURE`], then the audit row's as in [`INSERT_AUDIT`].
 const COUNT_FAILURE_PG: &str = concat!(
     "WITH linked AS (",
-    count_failure_sql!("$1", "$2", "id = $3", link_pg!()),
-    " RETURNING audit_head, audit_prev) ",
-    insert_linked_pg!("$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12")
+    count_failure_sql!("$1", "$2", "$3", "id = $4", link_pg!()),
+    " RETURNING audit_head, audit_prev), audited AS (",
+    insert_linked_pg!(
+        "$5",
+        "$6",
+        "$7",
+        "$8",
+        "$9",
+        "CASE WHEN EXISTS (SELECT 1 FROM linked) THEN $10 ELSE $14 END",
+        "$11",
+        "$12",
+        "$13"
+    ),
+    ") SELECT EXISTS (SELECT 1 FROM linked) AS counted"
 );
 
 /// Applies one write in one statement, so one round trip (PostgreSQL).
@@ -359,7 +405,7 @@ pub(crate) async fn apply_alone(db: &Db, write: &VerifyWrite) -> CoreResult<Writ
             failure,
             audit,
         } => {
-            let claimed: bool = sqlx::query_scalar::<_, bool>(CLAIM_PG)
+            let (claimed, counted): (bool, bool) = sqlx::query_as(CLAIM_PG)
                 .bind(*step)
                 .bind(*drift)
                 .bind(*now)
@@ -377,21 +423,31 @@ pub(crate) async fn apply_alone(db: &Db, write: &VerifyWrite) -> CoreResult<Writ
                 .bind(audit.meta.door.as_str())
                 .bind(audit.meta.remote_addr.clone())
                 .bind(audit.meta.request_id.clone())
+                .bind(LOCKED.as_str())
                 .fetch_one(&db.write)
                 .await?;
-            Ok(if claimed {
-                Written::Claimed
-            } else {
-                Written::Replayed
+            Ok(match (claimed, counted) {
+                (true, _) => Written::Claimed,
+                (false, true) => Written::Replayed,
+                (false, false) => Written::Locked,
             })
         }
         VerifyWrite::Failure { auth, count, audit } => {
-            let count = sqlx::query(COUNT_FAILURE_PG)
+            let query = sqlx::query(COUNT_FAILURE_PG)
                 .bind(count.max_failures)
                 .bind(count.lock_until)
+                .bind(count.now)
                 .bind(auth.id.clone());
-            bind_audit(count, audit).execute(&db.write).await?;
-            Ok(Written::Done)
+            let counted: bool = bind_audit(query, audit)
+                .bind(LOCKED.as_str())
+                .fetch_one(&db.write)
+                .await?
+                .try_get(0)?;
+            Ok(if counted {
+                Written::Done
+            } else {
+                Written::Locked
+            })
         }
         VerifyWrite::Audit(row) => {
             let mut conn = db.write.acquire().await?;
@@ -424,12 +480,38 @@ fn apply_lite(conn: &Connection, write: &VerifyWrite) -> CoreResult<Written> {
             ),
         )
     };
-    let count_failure = |auth: &AuthRef, f: &FailureCount| {
+    let mark_refused = |reason: VerifyReason| {
         lite::execute(
             conn,
-            COUNT_FAILURE,
-            (f.max_failures, f.lock_until, auth.id.as_str(), auth.row),
+            MARK_REFUSED,
+            (Outcome::Failure.as_str(), reason.as_str()),
         )
+    };
+    // Counts the failure; if the authenticator was locked meanwhile, the row just inserted
+    // becomes a `locked` refusal, still linked into the chain it points at.
+    let count_failure = |auth: &AuthRef, f: &FailureCount| -> CoreResult<Written> {
+        let counted = lite::execute(
+            conn,
+            COUNT_FAILURE,
+            (
+                f.max_failures,
+                f.lock_until,
+                f.now,
+                auth.id.as_str(),
+                auth.row,
+            ),
+        )?;
+        if counted > 0 {
+            return Ok(Written::Done);
+        }
+        let locked: Option<bool> =
+            lite::query_row(conn, IS_LOCKED, (f.now, auth.id.as_str(), auth.row))?;
+        if locked != Some(true) {
+            return Ok(Written::Done); // the authenticator is gone: an ordinary row
+        }
+        lite::execute(conn, LINK_ONLY, (auth.id.as_str(), auth.row))?;
+        mark_refused(LOCKED)?;
+        Ok(Written::Locked)
     };
     match write {
         VerifyWrite::Claim {
@@ -444,18 +526,15 @@ fn apply_lite(conn: &Connection, write: &VerifyWrite) -> CoreResult<Written> {
             if lite::execute(conn, CLAIM, (step, drift, now, auth.id.as_str(), auth.row))? > 0 {
                 return Ok(Written::Claimed);
             }
-            lite::execute(
-                conn,
-                MARK_REPLAYED,
-                (Outcome::Failure.as_str(), REPLAYED.as_str()),
-            )?;
-            count_failure(auth, failure)?;
-            Ok(Written::Replayed)
+            mark_refused(REPLAYED)?;
+            Ok(match count_failure(auth, failure)? {
+                Written::Locked => Written::Locked,
+                _ => Written::Replayed,
+            })
         }
         VerifyWrite::Failure { auth, count, audit } => {
             insert_audit(audit, Some(auth))?;
-            count_failure(auth, count)?;
-            Ok(Written::Done)
+            count_failure(auth, count)
         }
         VerifyWrite::Audit(row) => {
             insert_audit(row, None)?;
@@ -628,7 +707,14 @@ mod tests {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let db = Db::connect(&url, &DbOptions::default()).await.unwrap();
         let conn = db.lite().unwrap().writer().unwrap();
-        for sql in [CLAIM, COUNT_FAILURE, INSERT_AUDIT_CHAINED, MARK_REPLAYED] {
+        for sql in [
+            CLAIM,
+            COUNT_FAILURE,
+            INSERT_AUDIT_CHAINED,
+            MARK_REFUSED,
+            IS_LOCKED,
+            LINK_ONLY,
+        ] {
             let statement = conn.prepare(sql).unwrap();
             let count = statement.parameter_count();
             assert!(count > 0, "{sql}");

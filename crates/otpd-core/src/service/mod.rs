@@ -267,12 +267,15 @@ pub(crate) enum Need {
     AnyAdmin,
     /// The account itself only (e.g. reading its recovery codes).
     OnlySelf,
+    /// The account itself, a 2FA admin or a verifier (verifying a code).
+    Verify,
 }
 
 impl Service {
     /// Checks that `principal` may act on the account named `target` (if any) as `need`
     /// says. Plain accounts are refused before any lookup, so they cannot probe names.
-    /// Sessions limited to enrolling may only enroll, confirm and read their own status.
+    /// A session limited to enrolling may act only on its own account, and only where
+    /// `enrolling_ok` (enroll, confirm, read itself): it holds no role until it enrolled.
     pub(crate) fn authorize(
         &self,
         principal: &Principal,
@@ -283,12 +286,12 @@ impl Service {
         let Principal::Account(caller) = principal else {
             return Ok(()); // the CLI is the operator on the host
         };
-        if caller.kind == SessionKind::Enrollment && !enrolling_ok {
+        let is_self = target.is_some_and(|t| t.eq_ignore_ascii_case(&caller.username));
+        if caller.kind == SessionKind::Enrollment && !(enrolling_ok && is_self) {
             return Err(CoreError::forbidden(
-                "this session may only enroll an authenticator",
+                "this session may only enroll an authenticator for its own account",
             ));
         }
-        let is_self = target.is_some_and(|t| t.eq_ignore_ascii_case(&caller.username));
         let allowed = match need {
             Need::SelfOrReader => is_self || principal.is_any_admin(),
             Need::SelfOr2faAdmin => is_self || principal.has(Role::TwofactorAdmin),
@@ -297,11 +300,51 @@ impl Service {
             Need::FullAdmin => principal.has(Role::FullAdmin),
             Need::AnyAdmin => principal.is_any_admin(),
             Need::OnlySelf => is_self,
+            Need::Verify => {
+                is_self || principal.has(Role::TwofactorAdmin) || principal.has(Role::Verifier)
+            }
         };
         if allowed {
             Ok(())
         } else {
             Err(CoreError::forbidden("not allowed"))
         }
+    }
+
+    /// Checks that `principal` may manage the account `account_id` (its 2FA, password,
+    /// sessions): itself, the CLI, or an actor whose roles cover the account's
+    /// ([`crate::roles_cover`]). Called once the account is found, after [`Self::authorize`].
+    pub(crate) async fn may_manage(
+        &self,
+        conn: &mut AnyConnection,
+        principal: &Principal,
+        account_id: &str,
+    ) -> CoreResult<()> {
+        let Principal::Account(caller) = principal else {
+            return Ok(());
+        };
+        if caller.account_id == account_id {
+            return Ok(());
+        }
+        let roles: Option<String> = sqlx::query_scalar("SELECT roles FROM accounts WHERE id = $1")
+            .bind(account_id.to_owned())
+            .fetch_optional(conn)
+            .await?;
+        let subject = crate::model::roles_from_db(roles.as_deref().unwrap_or(""));
+        refuse_unless_covered(caller, &subject)
+    }
+}
+
+/// [`crate::roles_cover`] as the service's answer.
+pub(crate) fn refuse_unless_covered(
+    caller: &crate::Caller,
+    subject: &crate::Roles,
+) -> CoreResult<()> {
+    if crate::roles_cover(&caller.roles, subject) {
+        Ok(())
+    } else {
+        Err(CoreError::forbidden(
+            "not allowed to manage an account whose roles exceed your own",
+        ))
     }
 }

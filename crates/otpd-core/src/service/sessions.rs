@@ -514,6 +514,7 @@ impl Service {
         self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
         let mut tx = self.db().begin().await?;
         let account = self.require_account(&mut tx, username).await?.account;
+        self.may_manage(&mut tx, principal, &account.id).await?;
         let done = sqlx::query("DELETE FROM sessions WHERE id = $1 AND account_id = $2")
             .bind(session_id.to_owned())
             .bind(account.id)
@@ -532,24 +533,36 @@ impl Service {
         Ok(())
     }
 
-    /// Revokes an account's sessions after a change to its credentials: all but the
-    /// caller's own when the account acts on itself, all of them when someone else acts
-    /// (DESIGN.md, "Sessions after a reset").
-    pub(crate) async fn revoke_sessions_tx(
+    /// Revokes an account's credentials after a change to its second factor or password
+    /// (DESIGN.md, "Sessions after a change"): its sessions — all but the caller's own when
+    /// the account acts on itself, all of them when someone else acts — and, for
+    /// [`Revoke::Recovery`] made by someone else (an admin or the CLI recovering the
+    /// account), its API keys too, since whoever took the account over may hold one. Inside
+    /// the change's transaction; the credential epoch's triggers make every instance see
+    /// the revoked keys at their next request.
+    pub(crate) async fn revoke_credentials_tx(
         &self,
         conn: &mut AnyConnection,
         account_id: &str,
         principal: &Principal,
+        what: Revoke,
     ) -> CoreResult<()> {
+        let by_self = matches!(principal, Principal::Account(c) if c.account_id == account_id);
         let keep = match principal {
-            Principal::Account(c) if c.account_id == account_id => c.session_id.clone(),
+            Principal::Account(c) if by_self => c.session_id.clone(),
             _ => None,
         };
         sqlx::query("DELETE FROM sessions WHERE account_id = $1 AND id <> $2")
             .bind(account_id.to_owned())
             .bind(keep.unwrap_or_default())
-            .execute(conn)
+            .execute(&mut *conn)
             .await?;
+        if what == Revoke::Recovery && !by_self {
+            sqlx::query("DELETE FROM api_keys WHERE account_id = $1")
+                .bind(account_id.to_owned())
+                .execute(&mut *conn)
+                .await?;
+        }
         Ok(())
     }
 
@@ -660,6 +673,16 @@ impl Service {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Which of an account's credentials a change revokes ([`Service::revoke_credentials_tx`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Revoke {
+    /// Its other sessions (a second factor activated).
+    Sessions,
+    /// Its other sessions, and its API keys when someone else acts: a recovery (renewing or
+    /// removing the second factor, resetting the password).
+    Recovery,
 }
 
 /// A syntactically valid username, for auditing a failed login against it.

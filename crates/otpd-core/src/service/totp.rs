@@ -5,6 +5,7 @@
 use super::admin::PolicyMemo;
 use super::commit::{self, AuditRow, AuthRef, FailureCount, VerifyWrite, Written};
 use super::recovery::{format_recovery_code, recovery_shape};
+use super::sessions::Revoke;
 use super::{Audit, Need, Outcome, Service, Shown, new_id};
 use crate::store::{Backend, Columns};
 use crate::{
@@ -134,7 +135,7 @@ pub struct TotpStatus {
 }
 
 /// An authenticator row.
-struct Authenticator {
+pub(super) struct Authenticator {
     id: String,
     /// SQLite's rowid, where the hot path's read found the row ([`AuthRef`]).
     row: Option<i64>,
@@ -211,11 +212,22 @@ pub(super) async fn insert_authenticator(
 }
 
 /// Everything one verification needs, read in one query.
-struct Subject {
-    account_id: String,
-    username: String,
+pub(super) struct Subject {
+    pub(super) account_id: String,
+    pub(super) username: String,
     authenticator: Option<Authenticator>,
-    policy: Arc<Policy>,
+    pub(super) policy: Arc<Policy>,
+}
+
+/// What [`Service::step_up`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StepUp {
+    /// Someone else (an admin, the CLI) acts on the account: no step-up of its factor.
+    NotSelf,
+    /// The account acts on itself and has no active, enabled authenticator to prove.
+    NoFactor,
+    /// The account acts on itself and proved its second factor.
+    Proven,
 }
 
 /// The [`Subject`] of `username_key` `$1`, from `$accounts` (the accounts table, aliased
@@ -381,7 +393,11 @@ fn parse_code(code: &str, digits: Digits) -> CoreResult<OtpCode> {
 }
 
 impl Service {
-    async fn subject(&self, conn: &mut AnyConnection, username: &str) -> CoreResult<Subject> {
+    pub(super) async fn subject(
+        &self,
+        conn: &mut AnyConnection,
+        username: &str,
+    ) -> CoreResult<Subject> {
         let row = sqlx::query(SUBJECT_BY_NAME)
             .bind(subject_key(username)?)
             .fetch_optional(conn)
@@ -402,6 +418,20 @@ impl Service {
             })
             .await?
             .ok_or(CoreError::NotFound("account"))
+    }
+
+    /// The subject of a change that `principal` makes to the account `username`, once
+    /// [`Service::may_manage`] allowed it.
+    pub(super) async fn managed_subject(
+        &self,
+        principal: &Principal,
+        username: &str,
+    ) -> CoreResult<Subject> {
+        let mut conn = self.db().read.acquire().await?;
+        let subject = self.subject(&mut conn, username).await?;
+        self.may_manage(&mut conn, principal, &subject.account_id)
+            .await?;
+        Ok(subject)
     }
 
     async fn open_secret(&self, auth: &Authenticator) -> CoreResult<Secret> {
@@ -450,6 +480,8 @@ impl Service {
         self.authorize(principal, Some(username), Need::SelfOr2faAdmin, true)?;
         let mut tx = self.db().begin().await?;
         let subject = self.subject(&mut tx, username).await?;
+        self.may_manage(&mut tx, principal, &subject.account_id)
+            .await?;
         refuse_if_active(&subject)?;
         let p = params(options, policy_params(&subject.policy)?)?;
         let SealedSecret {
@@ -509,6 +541,8 @@ impl Service {
         self.authorize(principal, Some(username), Need::SelfOr2faAdmin, true)?;
         let mut conn = self.db().read.acquire().await?;
         let subject = self.subject(&mut conn, username).await?;
+        self.may_manage(&mut conn, principal, &subject.account_id)
+            .await?;
         drop(conn);
         let now = self.now();
         let auth = match &subject.authenticator {
@@ -544,18 +578,17 @@ impl Service {
             last_used_step: None,
         };
         let Verification::Valid { step, drift } = auth.totp().verify(&secret, &code, &check) else {
-            self.record_failure(
-                &subject,
-                auth,
-                VerifyReason::Invalid,
-                &actor,
-                "totp.confirm",
-                meta,
-            )
-            .await?;
-            return Err(CoreError::SecondFactorFailed {
-                reason: VerifyReason::Invalid,
-            });
+            let reason = self
+                .record_failure(
+                    &subject,
+                    auth,
+                    VerifyReason::Invalid,
+                    &actor,
+                    "totp.confirm",
+                    meta,
+                )
+                .await?;
+            return Err(CoreError::SecondFactorFailed { reason });
         };
         let mut tx = self.db().begin().await?;
         let done = sqlx::query(
@@ -590,6 +623,9 @@ impl Service {
                 .execute(&mut *tx)
                 .await?;
         }
+        // Sessions opened before the second factor existed must not outlive it.
+        self.revoke_credentials_tx(&mut tx, &subject.account_id, principal, Revoke::Sessions)
+            .await?;
         self.write_audit(
             &mut tx,
             Audit::success(&actor, Some(&subject.username), "totp.confirm", meta),
@@ -612,6 +648,8 @@ impl Service {
         self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
         let mut tx = self.db().begin().await?;
         let subject = self.subject(&mut tx, username).await?;
+        self.may_manage(&mut tx, principal, &subject.account_id)
+            .await?;
         refuse_if_active(&subject)?;
         let p = params(options, policy_params(&subject.policy)?)?;
         let SealedSecret {
@@ -650,6 +688,8 @@ impl Service {
                 subject.policy.recovery_code_count,
             )
             .await?;
+        self.revoke_credentials_tx(&mut tx, &subject.account_id, principal, Revoke::Sessions)
+            .await?;
         let actor = principal.actor();
         self.write_audit(
             &mut tx,
@@ -682,10 +722,7 @@ impl Service {
         meta: &RequestMeta,
     ) -> CoreResult<Renewal> {
         self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
-        let subject = {
-            let mut conn = self.db().read.acquire().await?;
-            self.subject(&mut conn, username).await?
-        };
+        let subject = self.managed_subject(principal, username).await?;
         let auth = subject
             .authenticator
             .as_ref()
@@ -725,7 +762,7 @@ impl Service {
         .bind(key_id)
         .execute(&mut *tx)
         .await?;
-        self.revoke_sessions_tx(&mut tx, &subject.account_id, principal)
+        self.revoke_credentials_tx(&mut tx, &subject.account_id, principal, Revoke::Recovery)
             .await?;
         let actor = principal.actor();
         self.write_audit(
@@ -746,13 +783,14 @@ impl Service {
 
     /// Switches the active authenticator on or off (2FA admins only: ONTAP "Only users with
     /// the admin role are allowed to modify the TOTP status") and/or sets its comment (the
-    /// account itself or a 2FA admin).
+    /// account itself or a 2FA admin). Switching one's own off weakens it: step-up.
     pub async fn update_totp(
         &self,
         principal: &Principal,
         username: &str,
         enabled: Option<bool>,
         comment: Option<String>,
+        step_up_code: Option<&str>,
         meta: &RequestMeta,
     ) -> CoreResult<TotpStatus> {
         let need = if enabled.is_some() {
@@ -768,6 +806,11 @@ impl Service {
                 "comment",
                 "must be at most 256 characters, without control characters",
             ));
+        }
+        let subject = self.managed_subject(principal, username).await?;
+        if enabled == Some(false) {
+            self.step_up(principal, &subject, step_up_code, meta)
+                .await?;
         }
         let mut tx = self.db().begin().await?;
         let subject = self.subject(&mut tx, username).await?;
@@ -816,10 +859,7 @@ impl Service {
         meta: &RequestMeta,
     ) -> CoreResult<()> {
         self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
-        let subject = {
-            let mut conn = self.db().read.acquire().await?;
-            self.subject(&mut conn, username).await?
-        };
+        let subject = self.managed_subject(principal, username).await?;
         if subject.authenticator.is_none() {
             return Err(CoreError::NotFound("authenticator"));
         }
@@ -831,7 +871,7 @@ impl Service {
             .bind(subject.account_id.clone())
             .execute(&mut *tx)
             .await?;
-        self.revoke_sessions_tx(&mut tx, &subject.account_id, principal)
+        self.revoke_credentials_tx(&mut tx, &subject.account_id, principal, Revoke::Recovery)
             .await?;
         let actor = principal.actor();
         self.write_audit(
@@ -843,8 +883,8 @@ impl Service {
         Ok(())
     }
 
-    /// Verifies a code for an account (what services call): the account itself or a 2FA
-    /// admin. Always answers with an outcome; only malformed input is an error.
+    /// Verifies a code for an account (what services call): the account itself, a 2FA
+    /// admin or a verifier. Always answers with an outcome; only malformed input is an error.
     pub async fn verify_totp(
         &self,
         principal: &Principal,
@@ -852,7 +892,7 @@ impl Service {
         code: &str,
         meta: &RequestMeta,
     ) -> CoreResult<VerifyOutcome> {
-        self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
+        self.authorize(principal, Some(username), Need::Verify, false)?;
         let actor = principal.actor();
         self.retrying(|| self.check_code(username, code, &actor, "totp.verify", meta))
             .await
@@ -900,15 +940,27 @@ impl Service {
 
         if let Some(recovery) = recovery_shape(code) {
             let mut tx = self.db().begin().await?;
+            // The reset comes first and only while the authenticator is unlocked, so that a
+            // recovery code arriving after a burst locked it is answered `locked` like any
+            // other attempt, whether it is right or not (rolled back below if it is wrong).
+            let unlocked = sqlx::query(
+                "UPDATE authenticators SET failed_attempts = 0, locked_until = NULL, last_used_at = $1 WHERE id = $2 \
+                 AND (locked_until IS NULL OR locked_until <= $1)",
+            )
+            .bind(now)
+            .bind(auth.id.clone())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if !unlocked {
+                drop(tx);
+                return refuse(VerifyReason::Locked).await;
+            }
             if self
                 .consume_recovery_code(&mut tx, &subject.account_id, &recovery)
                 .await?
             {
-                sqlx::query("UPDATE authenticators SET failed_attempts = 0, locked_until = NULL, last_used_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(auth.id.clone())
-                    .execute(&mut *tx)
-                    .await?;
                 self.write_audit(
                     &mut tx,
                     Audit {
@@ -925,9 +977,10 @@ impl Service {
                 return Ok(VerifyOutcome::accepted(FactorMethod::RecoveryCode));
             }
             drop(tx);
-            self.record_failure(&subject, auth, VerifyReason::Invalid, actor, action, meta)
+            let reason = self
+                .record_failure(&subject, auth, VerifyReason::Invalid, actor, action, meta)
                 .await?;
-            return Ok(VerifyOutcome::refused(VerifyReason::Invalid));
+            return Ok(VerifyOutcome::refused(reason));
         }
 
         let code = parse_code(code, auth.digits)?;
@@ -938,17 +991,20 @@ impl Service {
             drift: auth.drift,
             last_used_step: auth.last_used_step.and_then(|s| u64::try_from(s).ok()),
         };
-        let (step, drift) = match auth.totp().verify(&secret, &code, &check) {
-            Verification::Valid { step, drift } => (step, drift),
-            Verification::Replayed { .. } => {
-                self.record_failure(&subject, auth, VerifyReason::Replayed, actor, action, meta)
+        let refused = match auth.totp().verify(&secret, &code, &check) {
+            Verification::Valid { step, drift } => Ok((step, drift)),
+            Verification::Replayed { .. } => Err(VerifyReason::Replayed),
+            Verification::Invalid => Err(VerifyReason::Invalid),
+        };
+        let (step, drift) = match refused {
+            Ok(found) => found,
+            Err(reason) => {
+                // The answer is what the count found: `locked` when a concurrent burst
+                // locked the authenticator first, whatever this code was.
+                let reason = self
+                    .record_failure(&subject, auth, reason, actor, action, meta)
                     .await?;
-                return Ok(VerifyOutcome::refused(VerifyReason::Replayed));
-            }
-            Verification::Invalid => {
-                self.record_failure(&subject, auth, VerifyReason::Invalid, actor, action, meta)
-                    .await?;
-                return Ok(VerifyOutcome::refused(VerifyReason::Invalid));
+                return Ok(VerifyOutcome::refused(reason));
             }
         };
         let drift = if subject.policy.drift_tracking {
@@ -976,13 +1032,18 @@ impl Service {
             .await?;
         Ok(match written {
             Written::Claimed => VerifyOutcome::accepted(FactorMethod::Totp),
+            // A burst locked the authenticator before this right code was written: it must
+            // not be told apart from the wrong codes refused after the lock.
+            Written::Locked => VerifyOutcome::refused(VerifyReason::Locked),
             // Another request claimed this step (or a later one) first.
-            _ => VerifyOutcome::refused(VerifyReason::Replayed),
+            Written::Replayed | Written::Done => VerifyOutcome::refused(VerifyReason::Replayed),
         })
     }
 
     /// Counts a failed verification atomically; the one that reaches `max_failures` locks
     /// the authenticator for `lockout_secs` (and starts the count afresh for afterwards).
+    /// Returns the reason to answer: `reason`, or `locked` when the authenticator was locked
+    /// by the time the attempt came to be counted (then nothing was counted).
     async fn record_failure(
         &self,
         subject: &Subject,
@@ -991,23 +1052,28 @@ impl Service {
         actor: &str,
         action: &'static str,
         meta: &RequestMeta,
-    ) -> CoreResult<()> {
+    ) -> CoreResult<VerifyReason> {
         let now = self.now();
-        self.write_verification(VerifyWrite::Failure {
-            auth: auth.reference(),
-            count: failure_count(subject, now),
-            audit: AuditRow::new(
-                now,
-                actor,
-                &subject.username,
-                action,
-                Outcome::Failure,
-                reason.as_str(),
-                meta,
-            ),
+        let written = self
+            .write_verification(VerifyWrite::Failure {
+                auth: auth.reference(),
+                count: failure_count(subject, now),
+                audit: AuditRow::new(
+                    now,
+                    actor,
+                    &subject.username,
+                    action,
+                    Outcome::Failure,
+                    reason.as_str(),
+                    meta,
+                ),
+            })
+            .await?;
+        Ok(if written == Written::Locked {
+            VerifyReason::Locked
+        } else {
+            reason
         })
-        .await?;
-        Ok(())
     }
 
     /// Recovers a device whose clock drifted outside the window: two consecutive codes
@@ -1021,10 +1087,7 @@ impl Service {
         meta: &RequestMeta,
     ) -> CoreResult<i64> {
         self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
-        let subject = {
-            let mut conn = self.db().read.acquire().await?;
-            self.subject(&mut conn, username).await?
-        };
+        let subject = self.managed_subject(principal, username).await?;
         let actor = principal.actor();
         let auth = subject
             .authenticator
@@ -1058,18 +1121,17 @@ impl Service {
             range,
             last,
         ) else {
-            self.record_failure(
-                &subject,
-                auth,
-                VerifyReason::Invalid,
-                &actor,
-                "totp.resync",
-                meta,
-            )
-            .await?;
-            return Err(CoreError::SecondFactorFailed {
-                reason: VerifyReason::Invalid,
-            });
+            let reason = self
+                .record_failure(
+                    &subject,
+                    auth,
+                    VerifyReason::Invalid,
+                    &actor,
+                    "totp.resync",
+                    meta,
+                )
+                .await?;
+            return Err(CoreError::SecondFactorFailed { reason });
         };
         let mut tx = self.db().begin().await?;
         let claimed = sqlx::query(
@@ -1107,32 +1169,32 @@ impl Service {
         self.status_of(&mut conn, username).await
     }
 
-    /// The key URI of the account's authenticator, for showing again (TrueNAS
-    /// `user.provisioning_uri`, the QR code of a pending enrollment): the account itself
-    /// or a full admin. Returns the state with it.
-    pub async fn totp_key_uri(
+    /// The key URI of a *pending* enrollment, for showing it again while it waits for its
+    /// confirming code (its QR code): the account itself or a full admin. An active secret
+    /// is shown only in the answer that created it, never again, to anyone (DESIGN.md,
+    /// "Shown once"): for an active authenticator this is `NotFound("pending enrollment")`.
+    pub async fn pending_key_uri(
         &self,
         principal: &Principal,
         username: &str,
-    ) -> CoreResult<(String, Shown)> {
+    ) -> CoreResult<Shown> {
         self.authorize(principal, Some(username), Need::OnlySelf, true)
             .or_else(|_| self.authorize(principal, Some(username), Need::FullAdmin, false))?;
         let mut conn = self.db().read.acquire().await?;
         let subject = self.subject(&mut conn, username).await?;
+        let now = self.now();
         let auth = subject
             .authenticator
             .as_ref()
-            .ok_or(CoreError::NotFound("authenticator"))?;
+            .filter(|a| !a.is_active() && a.expires_at.is_some_and(|e| e > now))
+            .ok_or(CoreError::NotFound("pending enrollment"))?;
         let secret = self.open_secret(auth).await?;
         let p = Params {
             algorithm: auth.algorithm,
             digits: auth.digits,
             interval: auth.interval,
         };
-        Ok((
-            auth.state.clone(),
-            key_uri(&subject.policy, &subject.username, &secret, &p)?,
-        ))
+        key_uri(&subject.policy, &subject.username, &secret, &p)
     }
 
     async fn status_of(&self, conn: &mut AnyConnection, username: &str) -> CoreResult<TotpStatus> {
@@ -1161,34 +1223,43 @@ impl Service {
         })
     }
 
-    /// Step-up (DESIGN.md): an account changing its own active authenticator or recovery
-    /// codes must have proven its second factor within `step_up_secs`, or send a code along
-    /// (checked, claimed and counted like any other). Others acting on it (admins, the CLI)
-    /// need no step-up of the target's factor.
-    async fn step_up(
+    /// Step-up (DESIGN.md): an account that reads or weakens its own second factor (renew,
+    /// remove, disable, list or regenerate recovery codes, change its password) while it has
+    /// an active, enabled authenticator must have proven that factor within `step_up_secs`
+    /// on this session, or send a code along (checked, claimed and counted like any other).
+    /// An API key never proves a second factor. Others acting on it (admins, the CLI) need
+    /// no step-up of the target's factor.
+    ///
+    /// Returns [`StepUp::Proven`] when a second factor was required and proven,
+    /// [`StepUp::NoFactor`] when the account has none to prove, [`StepUp::NotSelf`] when
+    /// someone else acts.
+    pub(super) async fn step_up(
         &self,
         principal: &Principal,
         subject: &Subject,
         code: Option<&str>,
         meta: &RequestMeta,
-    ) -> CoreResult<()> {
+    ) -> CoreResult<StepUp> {
         let Principal::Account(caller) = principal else {
-            return Ok(());
+            return Ok(StepUp::NotSelf);
         };
-        if caller.account_id != subject.account_id
-            || !subject
-                .authenticator
-                .as_ref()
-                .is_some_and(Authenticator::is_active)
+        if caller.account_id != subject.account_id {
+            return Ok(StepUp::NotSelf);
+        }
+        if !subject
+            .authenticator
+            .as_ref()
+            .is_some_and(|a| a.is_active() && a.enabled)
         {
-            return Ok(());
+            return Ok(StepUp::NoFactor);
         }
         let now = self.now();
-        if caller
-            .second_factor_at
-            .is_some_and(|t| now.saturating_sub(t) <= to_i64(subject.policy.step_up_secs))
+        if caller.session_id.is_some()
+            && caller
+                .second_factor_at
+                .is_some_and(|t| now.saturating_sub(t) <= to_i64(subject.policy.step_up_secs))
         {
-            return Ok(());
+            return Ok(StepUp::Proven);
         }
         let Some(code) = code else {
             return Err(CoreError::StepUpRequired);
@@ -1214,7 +1285,7 @@ impl Service {
                 .execute(&self.db().write)
                 .await?;
         }
-        Ok(())
+        Ok(StepUp::Proven)
     }
 
     /// Replaces the recovery codes: the account itself (with step-up) or the CLI.
@@ -1262,16 +1333,24 @@ impl Service {
         Ok(codes)
     }
 
-    /// The account's remaining recovery codes, in plaintext: only the account itself (or the
-    /// CLI) may read them.
+    /// The account's remaining recovery codes, in plaintext: only the account itself (with
+    /// step-up, as for regenerating them: reading a second factor is as guarded as changing
+    /// it) or the CLI.
     pub async fn list_recovery_codes(
         &self,
         principal: &Principal,
         username: &str,
+        step_up_code: Option<&str>,
+        meta: &RequestMeta,
     ) -> CoreResult<Vec<Shown>> {
         self.authorize(principal, Some(username), Need::OnlySelf, false)?;
+        let subject = {
+            let mut conn = self.db().read.acquire().await?;
+            self.subject(&mut conn, username).await?
+        };
+        self.step_up(principal, &subject, step_up_code, meta)
+            .await?;
         let mut conn = self.db().read.acquire().await?;
-        let subject = self.subject(&mut conn, username).await?;
         let rows = sqlx::query(
             "SELECT id, sealed FROM recovery_codes WHERE account_id = $1 ORDER BY created_at, id",
         )
@@ -1313,6 +1392,7 @@ fn failure_count(subject: &Subject, now: i64) -> FailureCount {
     FailureCount {
         max_failures: i64::from(subject.policy.max_failures),
         lock_until: now.saturating_add(to_i64(subject.policy.lockout_secs)),
+        now,
     }
 }
 

@@ -135,6 +135,20 @@ pub(crate) fn execute(conn: &Connection, sql: &str, params: impl Params) -> Core
     Ok(conn.prepare_cached(sql)?.execute(params)?)
 }
 
+/// Runs `sql` with `params` and returns the first column of its first row, if any.
+pub(crate) fn query_row<T: rusqlite::types::FromSql>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+) -> CoreResult<Option<T>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    Ok(match rows.next()? {
+        Some(row) => Some(row.get(0)?),
+        None => None,
+    })
+}
+
 /// A rusqlite row with its statement's column names, read by name.
 struct NamedRow<'a, 'r> {
     row: &'a rusqlite::Row<'r>,

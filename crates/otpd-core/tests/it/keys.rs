@@ -74,7 +74,7 @@ async fn rotation_reseals_everything_and_other_instances_follow() {
     assert_eq!(rc.method, Some(FactorMethod::RecoveryCode), "{rc:?}");
     // ... and the owner still lists the same codes, in plaintext.
     let listed = other
-        .list_recovery_codes(&Principal::Cli, name)
+        .list_recovery_codes(&Principal::Cli, name, None, &meta())
         .await
         .unwrap();
     assert_eq!(listed.as_slice(), &codes[1..]);

@@ -96,22 +96,34 @@ async fn reset_revokes_sessions() {
     let env = env().await;
     let admin = env.account("root", &[Role::TwofactorAdmin]).await;
     env.account("bob", &[]).await;
-    let _other = env.login("bob").await;
+    let _before = env.login("bob").await;
     let (secret, _) = env.enroll("bob").await;
+    // Activating the second factor ended the sessions opened with the password alone.
+    assert!(
+        env.service
+            .list_sessions(&Principal::Cli, "bob")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Bob's own reset keeps the session he used and revokes the others.
-    let LoginOutcome::SecondFactorRequired { challenge } = env
-        .service
-        .login("bob", pw(PASSWORD), &meta())
-        .await
-        .unwrap()
-    else {
-        panic!()
+    let login = || async {
+        let LoginOutcome::SecondFactorRequired { challenge } = env
+            .service
+            .login("bob", pw(PASSWORD), &meta())
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        env.clock.advance(30);
+        env.service
+            .second_factor(challenge.token.expose(), &env.code(&secret), &meta())
+            .await
+            .unwrap()
     };
-    let token = env
-        .service
-        .second_factor(challenge.token.expose(), &env.code(&secret), &meta())
-        .await
-        .unwrap();
+    let _other = login().await;
+    let token = login().await;
     let me = env
         .service
         .authenticate(token.token.expose())
@@ -119,7 +131,7 @@ async fn reset_revokes_sessions() {
         .unwrap();
     assert_eq!(
         env.service.list_sessions(&me, "bob").await.unwrap().len(),
-        3
+        2
     );
     env.service
         .remove_totp(&me, "bob", None, &meta())
@@ -134,7 +146,7 @@ async fn reset_revokes_sessions() {
     ));
     assert!(
         env.service
-            .list_recovery_codes(&me, "bob")
+            .list_recovery_codes(&me, "bob", None, &meta())
             .await
             .unwrap()
             .is_empty()
@@ -266,7 +278,7 @@ async fn plain_accounts_act_only_on_themselves() {
     assert!(forbidden(&env.service.totp_status(&alice, "nobody").await));
     assert!(forbidden(
         &env.service
-            .update_totp(&alice, "alice", Some(false), None, &meta())
+            .update_totp(&alice, "alice", Some(false), None, None, &meta())
             .await
     ));
     assert!(forbidden(
@@ -293,7 +305,9 @@ async fn plain_accounts_act_only_on_themselves() {
     // Only the owner reads its recovery codes, not even an admin.
     let admin = env.account("root", &[Role::FullAdmin]).await;
     assert!(forbidden(
-        &env.service.list_recovery_codes(&admin, "bob").await
+        &env.service
+            .list_recovery_codes(&admin, "bob", None, &meta())
+            .await
     ));
 }
 

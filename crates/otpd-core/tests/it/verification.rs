@@ -286,7 +286,7 @@ async fn recovery_codes_are_single_use() {
     );
     let remaining = env
         .service
-        .list_recovery_codes(&Principal::Cli, "frank")
+        .list_recovery_codes(&Principal::Cli, "frank", None, &meta())
         .await
         .unwrap();
     assert_eq!(remaining.len(), 9);
@@ -305,7 +305,7 @@ async fn disabled_and_not_enrolled_answer_their_reason() {
     assert_eq!(r, refused(VerifyReason::NotEnrolled));
     let (secret, _) = env.enroll("gina").await;
     env.service
-        .update_totp(&Principal::Cli, "gina", Some(false), None, &meta())
+        .update_totp(&Principal::Cli, "gina", Some(false), None, None, &meta())
         .await
         .unwrap();
     let r = env

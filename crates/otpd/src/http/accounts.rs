@@ -2,7 +2,7 @@
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::extract::{ApiJson, ApiPath as Path, ApiQuery as Query, Auth, Meta};
+use super::extract::{ApiJson, ApiPath as Path, ApiQuery as Query, Auth, Meta, StepUpCode};
 use axum::extract::State;
 use axum::http::StatusCode;
 use otpd_core::{Account, AccountPatch, NewAccount, Role};
@@ -134,6 +134,7 @@ pub async fn update(
         email: req.email,
         roles: req.roles.map(|r| r.into_iter().collect()),
         profile: req.profile,
+        ..AccountPatch::default()
     };
     Ok(ApiJson(
         s.service
@@ -160,20 +161,33 @@ pub async fn delete(
 #[serde(deny_unknown_fields)]
 pub struct SetPassword {
     password: Option<String>,
+    /// The current password: needed to change one's own password when the account has no
+    /// active second factor (with one, step-up is needed instead).
+    current_password: Option<String>,
 }
 
-/// Set an account's password (itself or full admins); revokes its other sessions.
-#[utoipa::path(put, path = "/api/v1/accounts/{username}/password", tag = "accounts", params(("username" = String, Path)), request_body = SetPassword,
-    responses((status = 204), (status = 422, body = Problem)))]
+/// Set an account's password (itself or full admins); revokes its other sessions, and
+/// when an admin resets it, its API keys. One's own change needs `current_password`, or
+/// with an active authenticator a recent second factor or `X-OTP-Code`.
+#[utoipa::path(put, path = "/api/v1/accounts/{username}/password", tag = "accounts", params(("username" = String, Path), ("X-OTP-Code" = Option<String>, Header)), request_body = SetPassword,
+    responses((status = 204), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn set_password(
     State(s): State<AppState>,
     Auth(p): Auth,
     Meta(meta): Meta,
     Path(username): Path<String>,
+    StepUpCode(code): StepUpCode,
     ApiJson(req): ApiJson<SetPassword>,
 ) -> Result<StatusCode, ApiError> {
     s.service
-        .set_password(&p, &username, req.password.map(Zeroizing::new), &meta)
+        .set_password(
+            &p,
+            &username,
+            req.password.map(Zeroizing::new),
+            req.current_password.map(Zeroizing::new),
+            code.as_deref(),
+            &meta,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -85,19 +85,28 @@ pub struct UpdateRequest {
     comment: Option<String>,
 }
 
-/// Enable/disable the authenticator or set its comment.
-#[utoipa::path(patch, path = "/api/v1/accounts/{username}/totp", tag = "totp", params(("username" = String, Path)), request_body = UpdateRequest,
+/// Enable/disable the authenticator or set its comment. Disabling one's own needs a recent
+/// second factor or `X-OTP-Code`.
+#[utoipa::path(patch, path = "/api/v1/accounts/{username}/totp", tag = "totp", params(("username" = String, Path), ("X-OTP-Code" = Option<String>, Header)), request_body = UpdateRequest,
     responses((status = 200, body = TotpStatus), (status = 403, body = Problem)))]
 pub async fn update(
     State(s): State<AppState>,
     Auth(p): Auth,
     Meta(meta): Meta,
     Path(username): Path<String>,
+    StepUpCode(code): StepUpCode,
     ApiJson(req): ApiJson<UpdateRequest>,
 ) -> Result<ApiJson<TotpStatus>, ApiError> {
     Ok(ApiJson(
         s.service
-            .update_totp(&p, &username, req.enabled, req.comment, &meta)
+            .update_totp(
+                &p,
+                &username,
+                req.enabled,
+                req.comment,
+                code.as_deref(),
+                &meta,
+            )
             .await?,
     ))
 }
@@ -241,11 +250,7 @@ async fn pending_uri(
     p: &otpd_core::Principal,
     username: &str,
 ) -> Result<otpd_core::Shown, ApiError> {
-    let (state, uri) = s.service.totp_key_uri(p, username).await?;
-    if state != "pending" {
-        return Err(CoreError::NotFound("pending enrollment").into());
-    }
-    Ok(uri)
+    Ok(s.service.pending_key_uri(p, username).await?)
 }
 
 /// An image response that no cache may keep: it holds the secret.
@@ -283,16 +288,21 @@ pub async fn qr_png(
     Ok(image("image/png", png))
 }
 
-/// The remaining recovery codes (their owner only).
-#[utoipa::path(get, path = "/api/v1/accounts/{username}/recovery-codes", tag = "totp", params(("username" = String, Path)),
+/// The remaining recovery codes (their owner only; needs a recent second factor or
+/// `X-OTP-Code`, as regenerating them does).
+#[utoipa::path(get, path = "/api/v1/accounts/{username}/recovery-codes", tag = "totp", params(("username" = String, Path), ("X-OTP-Code" = Option<String>, Header)),
     responses((status = 200, body = RecoveryCodes), (status = 403, body = Problem)))]
 pub async fn list_recovery(
     State(s): State<AppState>,
     Auth(p): Auth,
+    Meta(meta): Meta,
     Path(username): Path<String>,
+    StepUpCode(code): StepUpCode,
 ) -> Result<ApiJson<RecoveryCodes>, ApiError> {
     Ok(ApiJson(shown(
-        s.service.list_recovery_codes(&p, &username).await?,
+        s.service
+            .list_recovery_codes(&p, &username, code.as_deref(), &meta)
+            .await?,
     )))
 }
 

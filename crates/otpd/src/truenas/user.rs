@@ -17,6 +17,7 @@ pub(super) fn truenas_role(role: Role) -> &'static str {
         Role::FullAdmin => "FULL_ADMIN",
         Role::ReadonlyAdmin => "READONLY_ADMIN",
         Role::TwofactorAdmin => "TWOFACTOR_ADMIN",
+        Role::Verifier => "VERIFIER",
     }
 }
 
@@ -74,8 +75,9 @@ pub(super) fn entry(account: &Account) -> Value {
     })
 }
 
-/// `UserTwofactorConfigEntry`. The key URI is shown only to the account itself and to full
-/// admins (others see `null`), as the core decides.
+/// `UserTwofactorConfigEntry`. `provisioning_uri` is always `null` here: an active secret
+/// is shown only in the answer that created it (`user.renew_2fa_secret`), never again, to
+/// anyone (the core's rule; TrueNAS shows it again — a documented deviation).
 pub(super) async fn twofactor_config(
     conn: &Conn,
     principal: &Principal,
@@ -94,17 +96,8 @@ pub(super) async fn twofactor_config(
         .totp_status(principal, &account.username)
         .await
         .map_err(RpcError::from_core)?;
-    let uri = match conn
-        .service()
-        .totp_key_uri(principal, &account.username)
-        .await
-    {
-        Ok((_, uri)) => Value::from(uri.expose()),
-        Err(CoreError::Forbidden(_)) => Value::Null,
-        Err(e) => return Err(RpcError::from_core(e)),
-    };
     Ok(json!({
-        "provisioning_uri": uri,
+        "provisioning_uri": null,
         "secret_configured": true,
         "interval": status.interval,
         "otp_digits": status.digits,
@@ -425,6 +418,9 @@ pub(super) async fn update(
         ));
     }
     let profile = profile_patch(data);
+    let password = id.password;
+    // One core call: the whole update is validated and authorized, then applied in one
+    // transaction, so a refused field changes nothing.
     let patch = AccountPatch {
         full_name: id.full_name,
         email: id.email,
@@ -432,34 +428,19 @@ pub(super) async fn update(
             .as_object()
             .is_some_and(|m| !m.is_empty())
             .then_some(profile),
+        password: if id.password_disabled == Some(true) {
+            Some(None)
+        } else {
+            password.clone().map(Some)
+        },
+        locked: id.locked.filter(|locked| *locked != account.locked),
         ..AccountPatch::default()
     };
-    let mut account = conn
+    let account = conn
         .service()
         .update_account(principal, &name, patch, &meta)
         .await
         .map_err(|e| RpcError::from_core_under(P, e))?;
-    let password = id.password;
-    if id.password_disabled == Some(true) {
-        conn.service()
-            .set_password(principal, &name, None, &meta)
-            .await
-            .map_err(|e| RpcError::from_core_under(P, e))?;
-    } else if let Some(p) = &password {
-        conn.service()
-            .set_password(principal, &name, Some(p.clone()), &meta)
-            .await
-            .map_err(|e| RpcError::from_core_under(P, e))?;
-    }
-    if let Some(locked) = id.locked
-        && locked != account.locked
-    {
-        account = conn
-            .service()
-            .set_account_locked(principal, &name, locked, &meta)
-            .await
-            .map_err(RpcError::from_core)?;
-    }
     let account = account_named(conn, principal, &account.username).await?;
     let mut out = entry(&account);
     out["password"] = password.map_or(Value::Null, |p| Value::from(p.as_str()));
@@ -603,12 +584,13 @@ pub(super) async fn provisioning_uri(
             format!("'{username}' user does not have two factor authentication configured"),
         ));
     }
-    let (_, uri) = conn
-        .service()
-        .totp_key_uri(principal, &account.username)
+    // An active secret is never shown again (see `twofactor_config`): `null`, as for a
+    // caller TrueNAS would not show it to. The status read keeps the core's authorization.
+    conn.service()
+        .totp_status(principal, &account.username)
         .await
         .map_err(RpcError::from_core)?;
-    Ok(Value::from(uri.expose()))
+    Ok(Value::Null)
 }
 
 /// `user.shell_choices()`: the shells TrueNAS offers (otpd stores the choice only).
