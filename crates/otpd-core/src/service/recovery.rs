@@ -6,8 +6,9 @@ use super::{Service, Shown, new_id};
 use crate::{CoreError, CoreResult, Purpose};
 use sqlx::AnyConnection;
 
-/// Crockford-like alphabet without 0/O, 1/I/L confusion: 32 symbols, 5 bits each.
-const ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ2";
+/// Digits and capitals without 0/O and 1/I/L, which people confuse: 31 symbols, each
+/// drawn with equal probability ([`generate`]), so a code carries 10 × log2(31) ≈ 49.5 bits.
+const ALPHABET: &[u8; 31] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
 const LEN: usize = 10;
 
 /// A recovery code as typed: ASCII spaces and hyphens dropped, upper-cased; `None` unless it
@@ -30,14 +31,23 @@ pub(crate) fn format_recovery_code(code: &str) -> String {
 }
 
 fn generate() -> CoreResult<String> {
-    let mut bytes = zeroize::Zeroizing::new([0u8; LEN]);
-    getrandom::fill(bytes.as_mut_slice())
-        .map_err(|_| CoreError::Internal("system RNG failed".into()))?;
-    // 256 is a multiple of 32, so masking keeps every symbol equally likely.
-    Ok(bytes
-        .iter()
-        .map(|b| char::from(ALPHABET.get(usize::from(b & 31)).copied().unwrap_or(b'2')))
-        .collect())
+    // Rejection sampling: bytes of 248 or more (248 = 8 × 31) are drawn again, so that the
+    // remainder modulo 31 favours no symbol.
+    const LIMIT: u8 = 248;
+    let mut code = String::with_capacity(LEN);
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    while code.len() < LEN {
+        getrandom::fill(bytes.as_mut_slice())
+            .map_err(|_| CoreError::Internal("system RNG failed".into()))?;
+        for b in bytes.iter().filter(|b| **b < LIMIT) {
+            if code.len() == LEN {
+                break;
+            }
+            let symbol = ALPHABET.get(usize::from(*b) % ALPHABET.len()).copied();
+            code.push(char::from(symbol.unwrap_or(b'2')));
+        }
+    }
+    Ok(code)
 }
 
 impl Service {
@@ -130,5 +140,26 @@ mod tests {
             None,
             "0 is not in the alphabet"
         );
+    }
+
+    /// Every symbol equally likely: 20,000 codes (200,000 symbols, 6,452 expected of
+    /// each, σ ≈ 79); a symbol listed twice would come twice as often. The bounds sit
+    /// about 8σ out, so a correct generator fails this about never.
+    #[test]
+    fn every_symbol_is_equally_likely() {
+        let distinct: std::collections::BTreeSet<u8> = ALPHABET.iter().copied().collect();
+        assert_eq!(distinct.len(), ALPHABET.len(), "a symbol is listed twice");
+        let mut counts = std::collections::HashMap::<char, u32>::new();
+        for _ in 0..20_000 {
+            for c in generate().unwrap().chars() {
+                *counts.entry(c).or_default() += 1;
+            }
+        }
+        assert_eq!(counts.len(), ALPHABET.len());
+        let expected = 200_000.0 / ALPHABET.len() as f64;
+        for (symbol, n) in counts {
+            let off = (f64::from(n) - expected).abs();
+            assert!(off < 650.0, "{symbol}: {n} times, {expected:.0} expected");
+        }
     }
 }
