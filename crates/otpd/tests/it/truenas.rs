@@ -234,6 +234,11 @@ async fn a_truenas_client_renews_and_logs_in_with_otp() {
         r["user_info"]["two_factor_config"]["secret_configured"],
         true
     );
+    // The active secret is not shown again, not even to its owner (a documented deviation).
+    assert_eq!(
+        r["user_info"]["two_factor_config"]["provisioning_uri"],
+        Value::Null
+    );
     // OTP_TOKEN with nothing pending.
     let e = b
         .call(
@@ -433,6 +438,90 @@ async fn a_truenas_client_renews_and_logs_in_with_otp() {
     assert_eq!(admin.ok("auth.logout", json!([])).await, true);
     let e = admin.call("auth.me", json!([])).await.unwrap_err();
     assert_call_error(&e, 207, "ENOTAUTHENTICATED", "Not authenticated");
+}
+
+/// Issue 14 over the socket: an active secret is shown only in the answer that created it,
+/// to nobody after (`auth.me`, `login_ex`'s `user_info`, `user.twofactor_config`,
+/// `user.provisioning_uri`, `user.query`); a 2FA admin never renews a full admin's second
+/// factor; `user.update` changes all or nothing.
+#[tokio::test]
+async fn the_second_factor_is_guarded_over_the_socket() {
+    let app = spawn_app().await;
+    app.account("helpdesk", &["twofactor_admin"]).await;
+    app.account("carol", &[]).await;
+    let admin_password =
+        std::fs::read_to_string(app.data_dir().join("initial-admin-password")).unwrap();
+    let mut helpdesk = Rpc::connect(&app, "/api/current").await;
+    assert_eq!(
+        helpdesk.login("helpdesk", PASSWORD).await["response_type"],
+        "SUCCESS"
+    );
+    let e = helpdesk
+        .call("user.renew_2fa_secret", json!(["admin", {}]))
+        .await
+        .unwrap_err();
+    assert_call_error(
+        &e,
+        1,
+        "EPERM",
+        "admin: currently authenticated credential may not renew two-factor authentication for this user.",
+    );
+    let entry = helpdesk
+        .ok("user.renew_2fa_secret", json!(["carol", {}]))
+        .await;
+    assert!(
+        entry["twofactor_config"]["provisioning_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+
+    app.clock.advance(30);
+    let mut carol = Rpc::connect(&app, "/api/current").await;
+    assert_eq!(
+        carol.login("carol", PASSWORD).await["response_type"],
+        "OTP_REQUIRED"
+    );
+    let r = carol
+        .ok(
+            "auth.login_ex_continue",
+            json!([{"mechanism": "OTP_TOKEN", "otp_token": code_for(&app, &entry)}]),
+        )
+        .await;
+    assert_eq!(r["response_type"], "SUCCESS", "{r}");
+    let mut admin = Rpc::connect(&app, "/api/current").await;
+    assert_eq!(
+        admin.login("admin", admin_password.trim()).await["response_type"],
+        "SUCCESS"
+    );
+    let mut answers = vec![r];
+    for rpc in [&mut carol, &mut admin] {
+        answers.push(rpc.ok("auth.me", json!([])).await);
+        answers.push(rpc.ok("user.twofactor_config", json!(["carol"])).await);
+        answers.push(rpc.ok("user.provisioning_uri", json!(["carol"])).await);
+    }
+    answers.push(admin.ok("user.query", json!([])).await);
+    for answer in &answers {
+        assert!(
+            !answer.to_string().contains("otpauth"),
+            "an active secret shown again: {answer}"
+        );
+    }
+
+    // A refused field refuses the whole call: nothing of it is written.
+    let uid = entry["id"].clone();
+    let refused = carol
+        .call(
+            "user.update",
+            json!([uid, {"full_name": "Changed", "locked": true}]),
+        )
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    let after = admin.ok("user.get_instance", json!([uid])).await;
+    assert_eq!(
+        (&after["full_name"], &after["locked"]),
+        (&json!(""), &json!(false))
+    );
 }
 
 #[tokio::test]
