@@ -5,6 +5,7 @@ pub mod boot;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod json;
 pub mod qr;
 pub mod server;
 pub mod truenas;

@@ -3,17 +3,36 @@
 
 use super::AppState;
 use super::error::ApiError;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
-use axum::http::header;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use otpd_core::{CoreError, Door, Principal, RequestMeta};
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use std::net::SocketAddr;
 
-/// A JSON body; malformed JSON, wrong types and unknown fields are `400 malformed_request`,
-/// a wrong content type `415`, an oversized body `413`.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON body; malformed JSON, wrong types, unknown fields and keys named twice (at any
+/// depth, [`crate::json`]) are `400 malformed_request`, a wrong content type `415`, an
+/// oversized body `413`.
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        // axum's own extractor checks the content type, the size and the syntax; the body
+        // is then read by the one JSON reader every front door shares.
+        let axum::Json(raw) = axum::Json::<Box<RawValue>>::from_request(request, state).await?;
+        crate::json::from_str(raw.get()).map(ApiJson).map_err(|e| {
+            ApiError::Request(
+                StatusCode::BAD_REQUEST,
+                "malformed_request",
+                format!("Failed to deserialize the JSON body into the target type: {e}"),
+            )
+        })
+    }
+}
 
 impl<T: serde::Serialize> axum::response::IntoResponse for ApiJson<T> {
     fn into_response(self) -> axum::response::Response {

@@ -112,10 +112,10 @@ impl Conn {
     }
 
     /// Answers one text message (every message gets an answer, as in TrueNAS).
-    async fn handle(&mut self, text: &str) -> Value {
+    async fn handle(&mut self, text: &str) -> String {
         let request = match Request::parse(text) {
             Ok(r) => r,
-            Err(e) => return rpc::error(&Value::Null, &e),
+            Err(e) => return rpc::error(&rpc::Id::null(), &e),
         };
         match self.call(&request.method, &request.params).await {
             Ok(result) => rpc::result(&request.id, result),
@@ -220,11 +220,7 @@ async fn serve(mut socket: WebSocket, mut conn: Conn) {
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => continue,
         };
-        if socket
-            .send(Message::Text(reply.to_string().into()))
-            .await
-            .is_err()
-        {
+        if socket.send(Message::Text(reply.into())).await.is_err() {
             break;
         }
     }

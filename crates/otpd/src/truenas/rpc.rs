@@ -4,6 +4,8 @@
 //! is mapped to this shape in [`RpcError::from_core`], and nowhere else.
 
 use otpd_core::CoreError;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 /// JSON-RPC error codes TrueNAS uses.
@@ -237,11 +239,28 @@ fn data(errno: Errno, reason: String, extra: Value) -> Value {
     })
 }
 
+/// A request's id, kept as the client wrote it (a number, a string or null), so that it is
+/// echoed exactly: a 30-digit number comes back as those 30 digits, not as a float.
+#[derive(Debug, Clone)]
+pub struct Id(Box<RawValue>);
+
+impl Id {
+    /// `null`, for answers to requests that could not be read.
+    pub fn null() -> Id {
+        Id(RawValue::NULL.to_owned())
+    }
+
+    /// The id's JSON text.
+    pub fn as_json(&self) -> &str {
+        self.0.get()
+    }
+}
+
 /// A request read from the socket.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Request {
-    /// The id to answer with (number, string or null).
-    pub id: Value,
+    /// The id to answer with (number, string or null), as written.
+    pub id: Id,
     /// The method name.
     pub method: String,
     /// The positional parameters (`[]` when absent).
@@ -253,8 +272,9 @@ impl Request {
     /// (`jsonrpc` "2.0" and `method` required, `params` an array, `id` null/number/string,
     /// nothing else). Batches are not supported (TrueNAS neither).
     pub fn parse(text: &str) -> Result<Request, RpcError> {
+        // Keys named twice are refused (crate::json), as on every front door.
         let value: Value =
-            serde_json::from_str(text).map_err(|e| RpcError::InvalidJson(e.to_string()))?;
+            crate::json::from_str(text).map_err(|e| RpcError::InvalidJson(e.to_string()))?;
         let Value::Object(mut object) = value else {
             return Err(RpcError::InvalidRequest(format!(
                 "{text} is not of type 'object'"
@@ -308,19 +328,60 @@ impl Request {
                 "{id} is not of type 'null', 'number', 'string'"
             )));
         }
+        /// The id's text, read apart from the `Value` (which turns large numbers into floats).
+        #[derive(Deserialize)]
+        struct RawId {
+            id: Option<Box<RawValue>>,
+        }
+        let raw: RawId =
+            serde_json::from_str(text).map_err(|e| RpcError::InvalidJson(e.to_string()))?;
+        let id = raw.id.map_or_else(Id::null, Id);
         Ok(Request { id, method, params })
     }
 }
 
-/// A success response.
-pub fn result(id: &Value, result: Value) -> Value {
-    json!({"jsonrpc": "2.0", "result": result, "id": id})
+/// A response object: `result` or `error`, and the id as the request wrote it.
+#[derive(Serialize)]
+struct Response<'a> {
+    jsonrpc: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<Value>,
+    id: &'a RawValue,
 }
 
-/// An error response.
-pub fn error(id: &Value, error: &RpcError) -> Value {
-    let id = if error.without_id() { &Value::Null } else { id };
-    json!({"jsonrpc": "2.0", "error": error.to_json(), "id": id})
+impl Response<'_> {
+    fn text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"jsonrpc":"2.0","error":{"code":-32603,"message":"Internal error"},"id":null}"#
+                .to_owned()
+        })
+    }
+}
+
+/// A success response, as the text to send.
+pub fn result(id: &Id, result: Value) -> String {
+    Response {
+        jsonrpc: "2.0",
+        result: Some(result),
+        error: None,
+        id: &id.0,
+    }
+    .text()
+}
+
+/// An error response, as the text to send.
+pub fn error(id: &Id, error: &RpcError) -> String {
+    let null = Id::null();
+    let id = if error.without_id() { &null } else { id };
+    Response {
+        jsonrpc: "2.0",
+        result: None,
+        error: Some(error.to_json()),
+        id: &id.0,
+    }
+    .text()
 }
 
 #[cfg(test)]
@@ -332,9 +393,22 @@ mod tests {
     fn requests_are_read_as_truenas_reads_them() {
         let r = Request::parse(r#"{"jsonrpc":"2.0","id":7,"method":"core.ping"}"#).unwrap();
         assert_eq!(
-            (r.id, r.method.as_str(), r.params.len()),
-            (json!(7), "core.ping", 0)
+            (r.id.as_json(), r.method.as_str(), r.params.len()),
+            ("7", "core.ping", 0)
         );
+        // Ids come back exactly as written.
+        for id in [
+            "123456789012345678901234567890",
+            "1.50",
+            "\"x\"",
+            "null",
+            "-0",
+        ] {
+            let text = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"core.ping"}}"#);
+            let r = Request::parse(&text).unwrap();
+            let answer = result(&r.id, json!("pong"));
+            assert!(answer.ends_with(&format!(r#""id":{id}}}"#)), "{answer}");
+        }
         for (text, want) in [
             ("{", "InvalidJson"),
             ("[1]", "InvalidRequest"),
@@ -352,22 +426,41 @@ mod tests {
                 r#"{"jsonrpc":"2.0","method":"x","extra":1}"#,
                 "InvalidRequest",
             ),
+            (
+                r#"{"jsonrpc":"2.0","method":"x","method":"y"}"#,
+                "InvalidJson",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"x","params":[{"a":1,"a":2}]}"#,
+                "InvalidJson",
+            ),
         ] {
             let e = Request::parse(text).unwrap_err();
             assert!(format!("{e:?}").starts_with(want), "{text}: {e:?}");
-            assert_eq!(error(&json!(1), &e)["id"], Value::Null);
+            let one = Request::parse(r#"{"jsonrpc":"2.0","id":1,"method":"x"}"#).unwrap();
+            assert_eq!(answer(&error(&one.id, &e))["id"], Value::Null);
         }
+    }
+
+    fn answer(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    fn id(n: u32) -> Id {
+        Request::parse(&format!(r#"{{"jsonrpc":"2.0","id":{n},"method":"x"}}"#))
+            .unwrap()
+            .id
     }
 
     #[test]
     fn errors_have_truenas_shape() {
-        let e = error(
-            &json!(3),
+        let e = answer(&error(
+            &id(3),
             &RpcError::call(
                 Errno::Eperm,
                 "alice: currently authenticated credential may not renew two-factor authentication for this user.",
             ),
-        );
+        ));
         assert_eq!(e["error"]["code"], -32001);
         assert_eq!(e["error"]["message"], "Method call error");
         assert_eq!(e["error"]["data"]["error"], 1);
@@ -378,13 +471,13 @@ mod tests {
                 .unwrap()
                 .starts_with("[EPERM] alice: ")
         );
-        let v = error(
-            &json!(4),
+        let v = answer(&error(
+            &id(4),
             &RpcError::invalid(
                 "twofactor_options.otp_digits",
                 "Input should be greater than or equal to 6",
             ),
-        );
+        ));
         assert_eq!(v["error"]["code"], -32602);
         assert_eq!(
             v["error"]["data"]["extra"],

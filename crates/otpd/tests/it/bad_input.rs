@@ -61,6 +61,34 @@ async fn bad_input_is_refused_and_changes_nothing() {
             415,
             "unsupported_media_type",
         ),
+        // A key named twice is refused everywhere, at any depth (issue 14 §8).
+        (
+            Method::PATCH,
+            "/api/v1/policy",
+            Raw("application/json", r#"{"window": 1, "window": 9}"#),
+            400,
+            "malformed_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/accounts",
+            Raw(
+                "application/json",
+                r#"{"username": "dup", "profile": {"shell": "/bin/sh", "shell": "/bin/zsh"}}"#,
+            ),
+            400,
+            "malformed_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/accounts/alice/totp/verify",
+            Raw(
+                "application/json",
+                r#"{"code": "000000", "code": "111111"}"#,
+            ),
+            400,
+            "malformed_request",
+        ),
         (
             Method::POST,
             "/api/v1/accounts",
