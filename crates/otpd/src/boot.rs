@@ -25,6 +25,9 @@ pub async fn open_with_clock(
     if settings.database_url.starts_with("sqlite:") || settings.master_key_file.is_none() {
         create_data_dir(&settings.data_dir)?;
     }
+    if let Some(path) = sqlite_path(&settings.database_url) {
+        create_owner_only(&path)?;
+    }
     let (master, _) = master_key(settings)?;
     let options = DbOptions {
         max_connections: settings.db_max_connections,
@@ -51,7 +54,42 @@ fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
     }
+    // An existing directory keeps the mode its operator gave it; its files are owner-only
+    // all the same (below), but a listing of it tells who may look.
+    if let Ok(meta) = fs::metadata(dir)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            dir = %dir.display(),
+            mode = format!("{:o}", meta.permissions().mode() & 0o777),
+            "the data directory is open to other users; chmod 700 it"
+        );
+    }
     Ok(())
+}
+
+/// The file of a `sqlite:` database URL (`sqlite://PATH?…`, `sqlite:PATH`), if it is one.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// Creates the SQLite database file empty and owner-only (0600) when it does not exist yet,
+/// whatever the umask and the directory's mode: SQLite then creates the `-wal` and `-shm`
+/// files with the database file's mode, so all three stay unreadable to other users.
+fn create_owner_only(path: &Path) -> anyhow::Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
 }
 
 /// Where the master key came from.

@@ -64,6 +64,21 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "OTPD_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Seconds a connection may take to send a request's headers, from when it connected or
+    /// finished its previous response [default: 10].
+    #[arg(long, env = "OTPD_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<u64>,
+    /// Seconds a connection may stay open with no request in flight and no byte moving
+    /// before it is closed (HTTP keep-alive) [default: 60].
+    #[arg(long, env = "OTPD_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<u64>,
+    /// Open connections (WebSockets included) from one address at most; more are closed at
+    /// once [default: 256].
+    #[arg(long, env = "OTPD_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
+    /// Seconds a WebSocket (TrueNAS) may stay open without logging in [default: 30].
+    #[arg(long, env = "OTPD_WEBSOCKET_LOGIN_TIMEOUT")]
+    pub websocket_login_timeout: Option<u64>,
 }
 
 /// `on`/`off` (also `true`/`false`, `1`/`0`).
@@ -127,6 +142,10 @@ struct FileConfig {
     db_statement_timeout: Option<u64>,
     password_hash_concurrency: Option<usize>,
     log_format: Option<LogFormat>,
+    header_read_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    max_connections_per_address: Option<usize>,
+    websocket_login_timeout: Option<u64>,
 }
 
 /// Resolved settings.
@@ -160,6 +179,14 @@ pub struct Settings {
     pub password_hash_concurrency: usize,
     /// Log format.
     pub log_format: LogFormat,
+    /// Longest wait for a request's headers.
+    pub header_read_timeout: Duration,
+    /// Longest idle time of a connection.
+    pub idle_timeout: Duration,
+    /// Open connections per address at most.
+    pub max_connections_per_address: usize,
+    /// Longest time a WebSocket may stay open without logging in.
+    pub websocket_login_timeout: Duration,
 }
 
 impl Settings {
@@ -225,6 +252,25 @@ impl Settings {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Text),
+            header_read_timeout: Duration::from_secs(
+                serve
+                    .header_read_timeout
+                    .or(file.header_read_timeout)
+                    .unwrap_or(10),
+            ),
+            idle_timeout: Duration::from_secs(
+                serve.idle_timeout.or(file.idle_timeout).unwrap_or(60),
+            ),
+            max_connections_per_address: serve
+                .max_connections_per_address
+                .or(file.max_connections_per_address)
+                .unwrap_or(256),
+            websocket_login_timeout: Duration::from_secs(
+                serve
+                    .websocket_login_timeout
+                    .or(file.websocket_login_timeout)
+                    .unwrap_or(30),
+            ),
             data_dir,
             database_url,
         };
@@ -243,6 +289,15 @@ impl Settings {
         }
         if settings.body_limit < 1024 {
             bail!("body_limit must be at least 1024 bytes");
+        }
+        if settings.header_read_timeout.is_zero()
+            || settings.idle_timeout.is_zero()
+            || settings.websocket_login_timeout.is_zero()
+            || settings.max_connections_per_address == 0
+        {
+            bail!(
+                "header_read_timeout, idle_timeout, websocket_login_timeout and max_connections_per_address must be at least 1"
+            );
         }
         Ok(settings)
     }

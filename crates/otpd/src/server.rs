@@ -70,12 +70,12 @@ impl Server {
     ) -> anyhow::Result<()> {
         let app = crate::http::router(self.service.clone(), &self.settings);
         tracing::info!(address = %self.listener.local_addr()?, "otpd listening");
-        axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        let limits = crate::connections::Limits {
+            header_read_timeout: self.settings.header_read_timeout,
+            idle_timeout: self.settings.idle_timeout,
+            max_per_address: self.settings.max_connections_per_address,
+        };
+        crate::connections::serve(self.listener, app, limits, shutdown).await?;
         self.service.db().close().await;
         Ok(())
     }

@@ -15,7 +15,7 @@ pub use accounts::{AccountPatch, NewAccount};
 pub use admin::{AuditEvent, AuditQuery};
 pub use bulk::BulkAccount;
 pub use keys::{DataKeyInfo, KeyStatus, Rotation};
-pub use sessions::{ApiKeyInfo, LoginOutcome, NewApiKey, SessionInfo, Token};
+pub use sessions::{ApiKeyInfo, LoginOutcome, NewApiKey, SessionInfo, Token, is_api_key};
 pub use totp::{Enrollment, Provisioned, Renewal, TotpOptions, TotpStatus};
 
 use crate::store::Db;

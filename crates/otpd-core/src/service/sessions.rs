@@ -14,6 +14,11 @@ use zeroize::Zeroizing;
 const SESSION_PREFIX: &str = "otpd_s_";
 const API_KEY_PREFIX: &str = "otpd_k_";
 
+/// Whether `bearer` has the shape of an API key (its prefix), without checking it.
+pub fn is_api_key(bearer: &str) -> bool {
+    bearer.starts_with(API_KEY_PREFIX)
+}
+
 /// A bearer token and when it expires.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

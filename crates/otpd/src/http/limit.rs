@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Instant;
+use zeroize::Zeroizing;
 
 /// Token buckets keyed by address: `per_minute` tokens refill over a minute, and a full
 /// bucket holds `per_minute` (so a burst of that size is allowed).
@@ -76,6 +77,35 @@ pub struct Limits {
 
 const LOGIN_PATHS: [&str; 2] = ["/api/v1/auth/login", "/api/v1/auth/second-factor"];
 
+/// Health probes: a load balancer's checks are never limited.
+const PROBE_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+
+/// The API key the request carries, if any (not yet checked).
+fn api_key(request: &Request) -> Option<Zeroizing<String>> {
+    request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|k| otpd_core::is_api_key(k))
+        .map(|k| Zeroizing::new(k.to_owned()))
+}
+
+/// Whether `key` authenticates now, as an API key.
+async fn valid_api_key(state: &AppState, key: Option<Zeroizing<String>>) -> bool {
+    let Some(key) = key else {
+        return false;
+    };
+    matches!(
+        state.service.authenticate(&key).await,
+        Ok(otpd_core::Principal::Account(caller)) if caller.api_key_id.is_some()
+    )
+}
+
 /// The middleware.
 pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(limits) = state.limits.as_ref() else {
@@ -88,7 +118,15 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     else {
         return next.run(request).await;
     };
-    if let Some(wait) = limits.failures.exhausted(ip) {
+    // Probes are never limited, and neither is a service that authenticates with a valid
+    // API key: an address's failures (perhaps another client behind the same NAT) must not
+    // stop verification. The key is checked only once the budget is spent.
+    if PROBE_PATHS.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    if let Some(wait) = limits.failures.exhausted(ip)
+        && !valid_api_key(&state, api_key(&request)).await
+    {
         return ApiError::RateLimited(wait).into_response();
     }
     if LOGIN_PATHS.contains(&request.uri().path())

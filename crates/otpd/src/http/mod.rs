@@ -31,6 +31,8 @@ pub struct AppState {
     pub service: Service,
     /// Rate limits, when on.
     pub limits: Option<Arc<limit::Limits>>,
+    /// How long a WebSocket may stay open without logging in.
+    pub websocket_login_timeout: std::time::Duration,
 }
 
 #[derive(OpenApi)]
@@ -117,7 +119,11 @@ pub fn router(service: Service, settings: &Settings) -> Router {
             failures: limit::Buckets::new(settings.failure_rate),
         })
     });
-    let state = AppState { service, limits };
+    let state = AppState {
+        service,
+        limits,
+        websocket_login_timeout: settings.websocket_login_timeout,
+    };
     let (router, spec) = api().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     router

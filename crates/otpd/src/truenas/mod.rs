@@ -204,7 +204,18 @@ impl Call {
 }
 
 async fn serve(mut socket: WebSocket, mut conn: Conn) {
-    while let Ok(Some(Ok(message))) = tokio::time::timeout(IDLE, socket.recv()).await {
+    // A socket that has not logged in by then is closed: unauthenticated sockets must not
+    // pile up (each holds a connection slot of its address).
+    let login_by = tokio::time::Instant::now() + conn.state.websocket_login_timeout;
+    loop {
+        let wait = if conn.login.is_some() {
+            IDLE
+        } else {
+            login_by.saturating_duration_since(tokio::time::Instant::now())
+        };
+        let Ok(Some(Ok(message))) = tokio::time::timeout(wait, socket.recv()).await else {
+            break;
+        };
         let reply = match message {
             Message::Text(text) => conn.handle(text.as_str()).await,
             Message::Binary(_) => {

@@ -12,4 +12,5 @@ mod helpers;
 mod multi;
 mod outage;
 mod process;
+mod resources;
 mod truenas;
