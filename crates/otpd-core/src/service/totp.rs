@@ -1134,9 +1134,11 @@ impl Service {
             return Err(CoreError::SecondFactorFailed { reason });
         };
         let mut tx = self.db().begin().await?;
+        // Claimed only while unlocked, like every other code: a lockout that a concurrent
+        // burst set after this request's read holds.
         let claimed = sqlx::query(
             "UPDATE authenticators SET last_used_step = $1, drift = $2, failed_attempts = 0, locked_until = NULL, last_used_at = $3 \
-             WHERE id = $4 AND (last_used_step IS NULL OR last_used_step < $1)",
+             WHERE id = $4 AND (last_used_step IS NULL OR last_used_step < $1) AND (locked_until IS NULL OR locked_until <= $3)",
         )
         .bind(to_i64(found.step))
         .bind(found.drift)
@@ -1145,9 +1147,19 @@ impl Service {
         .execute(&mut *tx)
         .await?;
         if claimed.rows_affected() == 0 {
-            return Err(CoreError::SecondFactorFailed {
-                reason: VerifyReason::Replayed,
-            });
+            let locked: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM authenticators WHERE id = $1 AND locked_until > $2",
+            )
+            .bind(auth.id.clone())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            let reason = if locked > 0 {
+                VerifyReason::Locked
+            } else {
+                VerifyReason::Replayed
+            };
+            return Err(CoreError::SecondFactorFailed { reason });
         }
         self.write_audit(
             &mut tx,
