@@ -34,7 +34,7 @@ pub enum CoreError {
     StepUpRequired,
     /// A second-factor code was given and refused; `reason` is one of the verification
     /// reasons (`invalid`, `replayed`, `locked`, `disabled`, `not_enrolled`). (HTTP 422.)
-    #[error("second factor refused: {reason}")]
+    #[error("second factor refused: {}", reason.describe())]
     SecondFactorFailed {
         /// Why the code was refused.
         reason: crate::VerifyReason,

@@ -449,6 +449,19 @@ impl VerifyReason {
     }
 }
 
+impl VerifyReason {
+    /// What the refusal means, for a person (CLI output, problem details, pages).
+    pub fn describe(self) -> &'static str {
+        match self {
+            VerifyReason::Invalid => "wrong code",
+            VerifyReason::Replayed => "already used — wait for the next code",
+            VerifyReason::Locked => "too many wrong codes — locked for a while",
+            VerifyReason::Disabled => "the authenticator is switched off",
+            VerifyReason::NotEnrolled => "no authenticator is enrolled",
+        }
+    }
+}
+
 impl fmt::Display for VerifyReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

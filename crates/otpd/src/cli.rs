@@ -92,7 +92,8 @@ enum AccountCmd {
     /// Create an account.
     Add {
         name: String,
-        /// full_admin, twofactor_admin or readonly_admin (repeatable).
+        /// full_admin, twofactor_admin, readonly_admin or verifier (repeatable); none for a
+        /// plain account. Services that only verify codes should use `verifier`.
         #[arg(long = "role")]
         roles: Vec<String>,
         #[arg(long, default_value = "")]
@@ -528,7 +529,7 @@ async fn totp(
     match cmd {
         TotpCmd::Enroll { name, options, out } => {
             let enrolled = service
-                .provision_totp(p, &name, &options.into(), meta)
+                .provision_totp(p, &name, &options.into(), false, meta)
                 .await?;
             if out.json {
                 print_json(&enrolled)?;
@@ -577,10 +578,8 @@ async fn totp(
                     outcome.method.map(|m| m.as_str()).unwrap_or("")
                 );
             } else {
-                println!(
-                    "refused ({})",
-                    outcome.reason.map(|r| r.as_str()).unwrap_or("")
-                );
+                let reason = outcome.reason.unwrap_or(otpd_core::VerifyReason::Invalid);
+                println!("refused ({}): {}", reason.as_str(), reason.describe());
             }
             return Ok(if outcome.valid {
                 ExitCode::SUCCESS

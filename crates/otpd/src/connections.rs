@@ -38,6 +38,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Open connections per peer address at most.
     pub max_per_address: usize,
+    /// How long a connection asked to close (idle, or the server stopping) may take to
+    /// finish what is in flight before it is dropped: an HTTP/2 client may ignore GOAWAY.
+    pub grace: Duration,
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets the requests in flight
@@ -109,22 +112,28 @@ pub async fn serve(
                 TokioIo::new(io),
                 TowerToHyperService::new(service)
             ));
-            let mut stopping = false;
+            // Set once the connection was asked to close: past it, the connection is dropped
+            // (its socket closed) whatever the peer does.
+            let mut drop_at: Option<tokio::time::Instant> = None;
             let check = (limits.idle_timeout / 4).max(Duration::from_millis(100));
             loop {
                 tokio::select! {
                     _ = connection.as_mut() => break,
-                    _ = stop.changed(), if !stopping => {
-                        stopping = true;
+                    _ = stop.changed(), if drop_at.is_none() => {
+                        drop_at = Some(tokio::time::Instant::now() + limits.grace);
                         connection.as_mut().graceful_shutdown();
                     }
-                    () = tokio::time::sleep(check), if !stopping => {
+                    () = tokio::time::sleep(check), if drop_at.is_none() => {
                         if in_flight.load(Ordering::Relaxed) == 0
                             && activity.idle_for() >= limits.idle_timeout
                         {
-                            stopping = true;
+                            drop_at = Some(tokio::time::Instant::now() + limits.header_read_timeout);
                             connection.as_mut().graceful_shutdown();
                         }
+                    }
+                    () = sleep_until(drop_at) => {
+                        tracing::debug!(peer = %peer.ip(), "connection did not close when asked; dropped");
+                        break;
                     }
                 }
             }
@@ -136,6 +145,14 @@ pub async fn serve(
     drop(open_rx);
     open_tx.closed().await;
     Ok(())
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Open connections per address.

@@ -7,6 +7,7 @@ use anyhow::Context;
 use otpd_core::{Clock, RequestMeta, Service, SystemClock};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// A bound, ready server.
@@ -74,6 +75,8 @@ impl Server {
             header_read_timeout: self.settings.header_read_timeout,
             idle_timeout: self.settings.idle_timeout,
             max_per_address: self.settings.max_connections_per_address,
+            // Requests in flight end within the request timeout (503), and then some.
+            grace: self.settings.request_timeout + Duration::from_secs(1),
         };
         crate::connections::serve(self.listener, app, limits, shutdown).await?;
         self.service.db().close().await;

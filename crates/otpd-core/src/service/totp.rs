@@ -62,9 +62,10 @@ pub struct Provisioned {
     /// The key URI.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub provisioning_uri: Shown,
-    /// The code the device should show now (its step is already claimed, so it cannot be
-    /// used to log in).
-    pub verification_code: String,
+    /// The code the device should show now, when the caller asked for it (ONTAP's
+    /// `verification_code`): its step is then claimed — already used, it cannot log in.
+    /// `None` when not disclosed: the device's current code then works at once.
+    pub verification_code: Option<String>,
     /// The recovery codes.
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub recovery_codes: Vec<Shown>,
@@ -635,17 +636,22 @@ impl Service {
         Ok(codes)
     }
 
-    /// Creates an active authenticator at once (admin or CLI provisioning; ONTAP's POST),
-    /// returning the secret, key URI, current code and recovery codes. The current code's
-    /// step is claimed, so whoever saw it cannot use it to log in.
+    /// Creates an active authenticator at once (admin or CLI provisioning, TrueNAS's
+    /// renewal of an account without one, ONTAP's POST), returning the secret, key URI and
+    /// recovery codes — and, with `disclose_code`, the current code, whose step is then
+    /// claimed so that whoever saw it cannot log in with it (DESIGN.md, "Shown once": a
+    /// step is claimed only when its code was disclosed). A session limited to enrolling
+    /// may provision its own account, and becomes a full session (its second factor not yet
+    /// proven).
     pub async fn provision_totp(
         &self,
         principal: &Principal,
         username: &str,
         options: &TotpOptions,
+        disclose_code: bool,
         meta: &RequestMeta,
     ) -> CoreResult<Provisioned> {
-        self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
+        self.authorize(principal, Some(username), Need::SelfOr2faAdmin, true)?;
         let mut tx = self.db().begin().await?;
         let subject = self.subject(&mut tx, username).await?;
         self.may_manage(&mut tx, principal, &subject.account_id)
@@ -662,7 +668,7 @@ impl Service {
         let now = self.now();
         let totp = Totp::new(p.algorithm, p.digits, p.interval);
         let now_u = u64::try_from(now).unwrap_or(0);
-        let verification_code = totp.generate(&secret, now_u).to_string();
+        let verification_code = disclose_code.then(|| totp.generate(&secret, now_u).to_string());
         commit::delete_authenticators(&mut tx, &subject.account_id, "totp", false).await?;
         insert_authenticator(
             &mut tx,
@@ -675,7 +681,7 @@ impl Service {
                 fingerprint: &fingerprint,
                 params: &p,
                 // The step whose code is returned is claimed: it cannot log in.
-                last_used_step: Some(to_i64(totp.step(now_u))),
+                last_used_step: verification_code.as_ref().map(|_| to_i64(totp.step(now_u))),
                 expires_at: None,
                 now,
             },
@@ -690,6 +696,15 @@ impl Service {
             .await?;
         self.revoke_credentials_tx(&mut tx, &subject.account_id, principal, Revoke::Sessions)
             .await?;
+        if let Principal::Account(caller) = principal
+            && caller.kind == SessionKind::Enrollment
+            && caller.account_id == subject.account_id
+        {
+            sqlx::query("UPDATE sessions SET kind = 'session' WHERE id = $1")
+                .bind(caller.session_id.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
         let actor = principal.actor();
         self.write_audit(
             &mut tx,

@@ -176,7 +176,7 @@ async fn nobody_manages_an_account_with_more_power_than_their_own() {
     let opts = TotpOptions::default();
     forbidden(
         env.service
-            .provision_totp(&helpdesk, "admin2", &opts, &meta())
+            .provision_totp(&helpdesk, "admin2", &opts, false, &meta())
             .await,
     );
     forbidden(
@@ -232,11 +232,11 @@ async fn nobody_manages_an_account_with_more_power_than_their_own() {
     );
     // Plain accounts and other 2FA admins are within a 2FA admin's reach.
     env.service
-        .provision_totp(&helpdesk, "carol", &opts, &meta())
+        .provision_totp(&helpdesk, "carol", &opts, false, &meta())
         .await
         .unwrap();
     env.service
-        .provision_totp(&helpdesk, "peer", &opts, &meta())
+        .provision_totp(&helpdesk, "peer", &opts, false, &meta())
         .await
         .unwrap();
     env.service
@@ -260,7 +260,7 @@ async fn nobody_manages_an_account_with_more_power_than_their_own() {
     forbidden(env.service.totp_status(&svc, "admin2").await);
     forbidden(
         env.service
-            .provision_totp(&svc, "carol", &opts, &meta())
+            .provision_totp(&svc, "carol", &opts, false, &meta())
             .await,
     );
 }
@@ -323,7 +323,7 @@ async fn enrollment_only_sessions_only_enroll_themselves() {
     );
     forbidden(
         env.service
-            .provision_totp(&me, "carol", &opts, &meta())
+            .provision_totp(&me, "carol", &opts, false, &meta())
             .await,
     );
     forbidden(

@@ -81,7 +81,13 @@ async fn rotation_reseals_everything_and_other_instances_follow() {
     // A new value sealed by the stale instance uses the new active key.
     env.account("late", &[]).await;
     other
-        .provision_totp(&Principal::Cli, "late", &TotpOptions::default(), &meta())
+        .provision_totp(
+            &Principal::Cli,
+            "late",
+            &TotpOptions::default(),
+            false,
+            &meta(),
+        )
         .await
         .unwrap();
     let last = env.service.key_status(&Principal::Cli).await.unwrap();
@@ -132,7 +138,13 @@ async fn renewals_racing_a_rotation_are_never_lost() {
             .await
             .unwrap();
         env.service
-            .provision_totp(&Principal::Cli, name, &TotpOptions::default(), &meta())
+            .provision_totp(
+                &Principal::Cli,
+                name,
+                &TotpOptions::default(),
+                false,
+                &meta(),
+            )
             .await
             .unwrap();
     }

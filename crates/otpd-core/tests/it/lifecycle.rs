@@ -171,26 +171,76 @@ async fn reset_revokes_sessions() {
     ));
 }
 
+/// Issue 15: a step is claimed only when a code for it was disclosed; without one (TrueNAS,
+/// the CLI), the device's current code works at once.
+#[tokio::test]
+async fn provisioning_without_a_shown_code_claims_nothing() {
+    let env = env().await;
+    env.account("dora", &[]).await;
+    let p = env
+        .service
+        .provision_totp(
+            &Principal::Cli,
+            "dora",
+            &TotpOptions::default(),
+            false,
+            &meta(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.verification_code, None);
+    let secret = otp::Secret::from_base32(p.secret.expose()).unwrap();
+    let r = env
+        .service
+        .verify_totp(&Principal::Cli, "dora", &env.code(&secret), &meta())
+        .await
+        .unwrap();
+    assert!(r.valid, "{r:?}");
+    let again = env
+        .service
+        .verify_totp(&Principal::Cli, "dora", &env.code(&secret), &meta())
+        .await
+        .unwrap();
+    assert_eq!(again.reason, Some(VerifyReason::Replayed));
+    assert_eq!(
+        VerifyReason::Replayed.describe(),
+        "already used — wait for the next code"
+    );
+}
+
 #[tokio::test]
 async fn provisioning_claims_the_shown_code() {
     let env = env().await;
     env.account("carol", &[]).await;
     let p = env
         .service
-        .provision_totp(&Principal::Cli, "carol", &TotpOptions::default(), &meta())
+        .provision_totp(
+            &Principal::Cli,
+            "carol",
+            &TotpOptions::default(),
+            true,
+            &meta(),
+        )
         .await
         .unwrap();
     assert_eq!(p.recovery_codes.len(), 10);
     assert_eq!(p.fingerprint.len(), 64);
+    let shown = p.verification_code.clone().unwrap();
     let r = env
         .service
-        .verify_totp(&Principal::Cli, "carol", &p.verification_code, &meta())
+        .verify_totp(&Principal::Cli, "carol", &shown, &meta())
         .await
         .unwrap();
     assert_eq!(r.reason, Some(VerifyReason::Replayed));
     let again = env
         .service
-        .provision_totp(&Principal::Cli, "carol", &TotpOptions::default(), &meta())
+        .provision_totp(
+            &Principal::Cli,
+            "carol",
+            &TotpOptions::default(),
+            false,
+            &meta(),
+        )
         .await;
     assert!(matches!(again, Err(CoreError::Conflict(_))));
     let status = env
@@ -359,7 +409,13 @@ async fn secrets_never_reach_the_database_in_plaintext() {
         .unwrap();
     let p = env
         .service
-        .provision_totp(&Principal::Cli, "root2", &TotpOptions::default(), &meta())
+        .provision_totp(
+            &Principal::Cli,
+            "root2",
+            &TotpOptions::default(),
+            false,
+            &meta(),
+        )
         .await;
     assert!(p.is_err()); // no such account; nothing written
     let bytes = database_contents(&env).await;

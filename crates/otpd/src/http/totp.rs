@@ -69,7 +69,7 @@ pub async fn provision(
         StatusCode::CREATED,
         ApiJson(
             s.service
-                .provision_totp(&p, &username, &req.into(), &meta)
+                .provision_totp(&p, &username, &req.into(), true, &meta)
                 .await?,
         ),
     ))

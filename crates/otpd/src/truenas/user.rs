@@ -527,7 +527,8 @@ pub(super) async fn renew_2fa_secret(
     } else {
         let p = conn
             .service()
-            .provision_totp(principal, &account.username, &options, &meta)
+            // TrueNAS shows no current code, so none is claimed: the app's first code works.
+            .provision_totp(principal, &account.username, &options, false, &meta)
             .await
             .map_err(refused)?;
         (p.provisioning_uri, p.digits, p.interval)
@@ -550,15 +551,17 @@ pub(super) async fn unset_2fa_secret(
     params: &[Value],
 ) -> Result<Value, RpcError> {
     let (_, account) = named_by_argument(conn, principal, params).await?;
-    if !account.twofactor_configured {
-        return Ok(Value::Null); // TrueNAS: a no-op for a user without a secret
-    }
     let meta = conn.meta.clone();
-    conn.service()
+    // Always through the core, so that its authorization answers first; a user without an
+    // authenticator is then TrueNAS's no-op.
+    match conn
+        .service()
         .remove_totp(principal, &account.username, None, &meta)
         .await
-        .map_err(RpcError::from_core)?;
-    Ok(Value::Null)
+    {
+        Ok(()) | Err(CoreError::NotFound("authenticator")) => Ok(Value::Null),
+        Err(e) => Err(RpcError::from_core(e)),
+    }
 }
 
 /// `user.twofactor_config(username)`.

@@ -88,23 +88,25 @@ async fn the_cli_contract() {
     );
     assert_eq!(e["recovery_codes"].as_array().unwrap().len(), 10);
 
-    // The code shown at enrollment is claimed; the next step's code is accepted once.
+    // No code was shown at enrollment, so none is claimed: the app's current code is
+    // accepted at once (issue 15), and once only, with a refusal a person understands.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let next = otp::Totp::default().generate(&secret, now + 30).to_string();
+    let current = otp::Totp::default().generate(&secret, now).to_string();
     assert_eq!(
-        otpd(d, &["totp", "verify", "alice", &next], None)
+        otpd(d, &["totp", "verify", "alice", &current], None)
             .status
             .code(),
         Some(0)
     );
-    assert_eq!(
-        otpd(d, &["totp", "verify", "alice", &next], None)
-            .status
-            .code(),
-        Some(1)
+    let again = otpd(d, &["totp", "verify", "alice", &current], None);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stdout(&again).contains("already used — wait for the next code"),
+        "{}",
+        stdout(&again)
     );
     let bad = otpd(d, &["totp", "verify", "alice", "12x456"], None);
     assert_eq!(

@@ -64,10 +64,17 @@ async fn idle_and_half_sent_connections_are_closed() {
     idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
+    // Speaks HTTP/2 (preface and an empty SETTINGS frame), then nothing: an HTTP/2 client
+    // may ignore the GOAWAY an idle connection gets, so the socket is dropped after it.
+    let mut h2 = TcpStream::connect(address(&app)).await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
     for (name, socket) in [
         ("silent", &mut silent),
         ("half-sent", &mut half),
         ("idle keep-alive", &mut idle),
+        ("idle HTTP/2", &mut h2),
     ] {
         let took = closed_within(socket, Duration::from_secs(10)).await;
         assert!(took.is_some(), "the {name} connection was never closed");

@@ -214,8 +214,8 @@ async fn a_truenas_client_renews_and_logs_in_with_otp() {
     );
     assert!(!entry.to_string().contains("argon2"), "no hash leaves otpd");
 
-    // A new connection now gets OTP_REQUIRED, and logs in with a code from the URI.
-    app.clock.advance(30); // the provisioning step is claimed
+    // A new connection now gets OTP_REQUIRED, and logs in with the app's current code for
+    // the returned URI: TrueNAS shows no code at renewal, so none was claimed (issue 15).
     let mut b = Rpc::connect(&app, "/api/v25.10.0").await;
     let r = b.login("alice", PASSWORD).await;
     assert_eq!(
@@ -466,6 +466,13 @@ async fn the_second_factor_is_guarded_over_the_socket() {
         "EPERM",
         "admin: currently authenticated credential may not renew two-factor authentication for this user.",
     );
+    // Removing it is refused too, even where there is nothing to remove.
+    assert!(
+        helpdesk
+            .call("user.unset_2fa_secret", json!(["admin"]))
+            .await
+            .is_err()
+    );
     let entry = helpdesk
         .ok("user.renew_2fa_secret", json!(["carol", {}]))
         .await;
@@ -522,6 +529,42 @@ async fn the_second_factor_is_guarded_over_the_socket() {
         (&after["full_name"], &after["locked"]),
         (&json!(""), &json!(false))
     );
+}
+
+/// Issue 15: with `policy.enforced`, an account without an authenticator logs in over the
+/// socket with a session limited to enrolling, renews (enrolls) itself there, and then
+/// logs in with the app's current code.
+#[tokio::test]
+async fn an_enrollment_only_session_enrolls_over_the_socket() {
+    let app = spawn_app().await;
+    app.account("tnuser", &[]).await;
+    app.call(
+        Method::PATCH,
+        "/api/v1/policy",
+        Some(&app.admin),
+        Some(json!({"enforced": true})),
+        StatusCode::OK,
+    )
+    .await;
+    let mut a = Rpc::connect(&app, "/api/current").await;
+    assert_eq!(
+        a.login("tnuser", PASSWORD).await["response_type"],
+        "SUCCESS"
+    );
+    let entry = a.ok("user.renew_2fa_secret", json!(["tnuser", {}])).await;
+    assert_eq!(entry["twofactor_auth_configured"], true);
+    let mut b = Rpc::connect(&app, "/api/current").await;
+    assert_eq!(
+        b.login("tnuser", PASSWORD).await["response_type"],
+        "OTP_REQUIRED"
+    );
+    let r = b
+        .ok(
+            "auth.login_ex_continue",
+            json!([{"mechanism": "OTP_TOKEN", "otp_token": code_for(&app, &entry)}]),
+        )
+        .await;
+    assert_eq!(r["response_type"], "SUCCESS", "{r}");
 }
 
 #[tokio::test]
