@@ -38,9 +38,11 @@ secret=$(post /api/v1/accounts/alice/totp/enroll '{}' -H "authorization: Bearer 
 code=$(oathtool --totp -b "$secret")
 post /api/v1/accounts/alice/totp/confirm "{\"code\":\"$code\"}" -H "authorization: Bearer $alice" | json '["recovery_codes"][0]' >/dev/null
 
-# 6. A service verifies codes with an API key. The confirming step is already used, so take
-#    the next step's code (inside the default window of ±1 step).
-key=$(post /api/v1/api-keys '{"name":"backend"}' -H "authorization: Bearer $admin" | json '["key"]')
+# 6. A service verifies codes with an API key of a `verifier` account: it may verify codes
+#    for any account and do nothing else. The confirming step is already used, so take the
+#    next step's code (inside the default window of ±1 step).
+post /api/v1/accounts '{"username":"backend","roles":["verifier"]}' -H "authorization: Bearer $admin" >/dev/null
+key=$(post /api/v1/api-keys '{"name":"backend","account":"backend"}' -H "authorization: Bearer $admin" | json '["key"]')
 next=$(oathtool --totp -b -N "@$(( $(date +%s) + 30 ))" "$secret")
 first=$(post /api/v1/accounts/alice/totp/verify "{\"code\":\"$next\"}" -H "authorization: Bearer $key")
 echo "verify:        $first"
@@ -51,7 +53,11 @@ again=$(post /api/v1/accounts/alice/totp/verify "{\"code\":\"$next\"}" -H "autho
 echo "verify again:  $again"
 [ "$(echo "$again" | json '["reason"]')" = "replayed" ]
 
-# 8. Logging in now asks for the second factor.
+# 8. The verifier key can do nothing else: reading the account is refused.
+status=$(curl -s -o /dev/null -w '%{http_code}' "$base/api/v1/accounts/alice" -H "authorization: Bearer $key")
+[ "$status" = "403" ]
+
+# 9. Logging in now asks for the second factor.
 challenge=$(post /api/v1/auth/login '{"username":"alice","password":"correct horse battery"}' | json '["challenge"]')
 [ -n "$challenge" ]
 echo "quickstart: 1 passed, 0 failed"

@@ -283,7 +283,7 @@ async fn provision(
     seed: &str,
 ) -> anyhow::Result<()> {
     let settings = Settings::resolve(common, &ServeArgs::default())?;
-    let service = otpd::boot::open(&settings).await?;
+    let service = otpd::boot::open(&settings, otpd::boot::Create::Yes).await?;
     let bar =
         indicatif::ProgressBar::new(count).with_style(indicatif::ProgressStyle::with_template(
             "provisioning {bar:40} {pos}/{len} accounts ({per_sec}, {eta} left)",

@@ -221,6 +221,15 @@ impl Db {
         Ok(sqlx::query_scalar(SQL).fetch_one(&self.read).await?)
     }
 
+    /// Whether the database already holds data keys — values sealed under some master key
+    /// (so a master key must never be generated for it).
+    pub async fn holds_sealed_data(&self) -> CoreResult<bool> {
+        let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM data_keys")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(keys > 0)
+    }
+
     /// Whether the database answers (`/readyz`).
     pub async fn ping(&self) -> CoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;

@@ -3,7 +3,7 @@
 //! same way.
 
 use crate::config::Settings;
-use anyhow::Context;
+use anyhow::{Context, bail};
 use otpd_core::{Clock, CoreError, Db, DbOptions, MasterKey, Passwords, Service, SystemClock};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -12,23 +12,46 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
+/// Whether opening may create what is missing: a data directory, a SQLite database, a
+/// generated master key. Only `otpd serve` and `otpd init` create; every other command acts
+/// on existing data, so that a mistyped `--data-dir` cannot answer from a new, empty one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    /// Create the data directory, the database and the master key when missing.
+    Yes,
+    /// Refuse when they are missing.
+    No,
+}
+
 /// Opens the service described by `settings`, on the system clock.
-pub async fn open(settings: &Settings) -> anyhow::Result<Service> {
-    open_with_clock(settings, Arc::new(SystemClock)).await
+pub async fn open(settings: &Settings, create: Create) -> anyhow::Result<Service> {
+    open_with_clock(settings, Arc::new(SystemClock), create).await
 }
 
 /// Opens the service with an injected clock (tests).
 pub async fn open_with_clock(
     settings: &Settings,
     clock: Arc<dyn Clock>,
+    create: Create,
 ) -> anyhow::Result<Service> {
-    if settings.database_url.starts_with("sqlite:") || settings.master_key_file.is_none() {
+    let sqlite = sqlite_path(&settings.database_url);
+    if let Some(path) = &sqlite
+        && create == Create::No
+        && !path.exists()
+    {
+        bail!(
+            "no otpd database at {} (set --data-dir or OTPD_DATA_DIR; `otpd init` creates one)",
+            path.display()
+        );
+    }
+    if create == Create::Yes
+        && (sqlite.is_some() || (settings.master_key_file.is_none() && !key_in_env()))
+    {
         create_data_dir(&settings.data_dir)?;
     }
-    if let Some(path) = sqlite_path(&settings.database_url) {
-        create_owner_only(&path)?;
+    if let Some(path) = &sqlite {
+        create_owner_only(path)?;
     }
-    let (master, _) = master_key(settings)?;
     let options = DbOptions {
         max_connections: settings.db_max_connections,
         acquire_timeout: settings.db_acquire_timeout,
@@ -37,6 +60,7 @@ pub async fn open_with_clock(
     let db = Db::connect(&settings.database_url, &options)
         .await
         .context("opening the database")?;
+    let master = master_key_for(settings, &db, create).await?;
     let passwords = Passwords::new(settings.password_hash_concurrency).await?;
     Service::new(db, master, clock, passwords)
         .await
@@ -103,8 +127,43 @@ pub enum KeySource {
     DataDir(PathBuf),
 }
 
+fn key_in_env() -> bool {
+    std::env::var_os("OTPD_MASTER_KEY").is_some()
+}
+
+/// The master key for `db`: as [`master_key`] finds it, except that the data directory's
+/// `master.key` is generated only when `create` allows it and `db` holds nothing sealed —
+/// a new key beside sealed data would only lock the data away for good.
+async fn master_key_for(settings: &Settings, db: &Db, create: Create) -> anyhow::Result<MasterKey> {
+    let path = settings.data_dir.join("master.key");
+    if key_in_env() || settings.master_key_file.is_some() || path.exists() {
+        return Ok(master_key(settings)?.0);
+    }
+    if db.holds_sealed_data().await? {
+        bail!(
+            "the master key is missing: expected {} (or OTPD_MASTER_KEY / OTPD_MASTER_KEY_FILE). \
+             This database's secrets are sealed under it, so otpd will not make a new one; \
+             restore the key from its backup",
+            path.display()
+        );
+    }
+    if create == Create::No {
+        bail!(
+            "no master key at {} (set --data-dir or OTPD_DATA_DIR; `otpd init` creates one)",
+            path.display()
+        );
+    }
+    let (key, _) = master_key(settings)?;
+    eprintln!(
+        "Generated the master key {}: it seals every secret. Back it up apart from the \
+         database: a backup without it opens nothing.",
+        path.display()
+    );
+    Ok(key)
+}
+
 /// `OTPD_MASTER_KEY`, else the named key file, else `master.key` in the data directory (generated with
-/// mode 0600 on first start).
+/// mode 0600 when missing).
 pub fn master_key(settings: &Settings) -> anyhow::Result<(MasterKey, KeySource)> {
     if let Ok(text) = std::env::var("OTPD_MASTER_KEY") {
         let key = MasterKey::from_base64(&text).map_err(|_| {
@@ -178,4 +237,42 @@ pub fn write_secret_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
     }
+}
+
+/// Creates the bootstrap administrator on a database without accounts (whichever command
+/// created the database): `admin` (full_admin) with a random password, written to
+/// `initial-admin-password` in the data directory (0600) and told once — on standard output
+/// for `serve` and `init`, on standard error for other commands, whose output scripts read.
+pub async fn bootstrap_admin(
+    service: &Service,
+    settings: &Settings,
+    to_stdout: bool,
+) -> anyhow::Result<()> {
+    let Some(password) = service
+        .bootstrap_admin(&otpd_core::RequestMeta::cli())
+        .await?
+    else {
+        return Ok(());
+    };
+    let path = settings.data_dir.join("initial-admin-password");
+    fs::create_dir_all(&settings.data_dir)?;
+    write_secret_file(&path, password.expose().as_bytes())?;
+    let lines = [
+        format!(
+            "Created the administrator account 'admin' with password: {}",
+            password.expose()
+        ),
+        format!(
+            "(also written to {}; change it and delete the file)",
+            path.display()
+        ),
+    ];
+    for line in lines {
+        if to_stdout {
+            println!("{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+    Ok(())
 }

@@ -25,8 +25,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server.
+    /// Run the server (creating the data directory, database and master key on first start).
     Serve(ServeArgs),
+    /// Create the data directory, the database, the master key and the bootstrap admin,
+    /// without serving. Every command but `serve` and `init` needs them to exist.
+    Init,
     /// Manage accounts.
     #[command(subcommand)]
     Account(AccountCmd),
@@ -82,7 +85,8 @@ struct PasswordSource {
     /// Read the password from the first line of standard input.
     #[arg(long, conflicts_with = "no_password")]
     password_stdin: bool,
-    /// Create the account without a password (password login disabled).
+    /// No password: password login disabled (`account add`: the account gets none;
+    /// `account passwd`: its password is removed).
     #[arg(long)]
     no_password: bool,
 }
@@ -269,11 +273,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let settings = Settings::resolve(&common, &ServeArgs::default())?;
-    let service = boot::open(&settings).await?;
+    if let Command::Init = command {
+        let service = boot::open(&settings, boot::Create::Yes).await?;
+        boot::bootstrap_admin(&service, &settings, true).await?;
+        println!("otpd data is ready at {}", settings.data_dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let service = boot::open(&settings, boot::Create::No).await?;
+    boot::bootstrap_admin(&service, &settings, false).await?;
     let p = Principal::Cli;
     let meta = RequestMeta::cli();
     match command {
-        Command::Serve(_) => {} // handled above
+        Command::Serve(_) | Command::Init => {} // handled above
         Command::Account(cmd) => account(&service, &p, &meta, cmd).await?,
         Command::Totp(cmd) => return totp(&service, &p, &meta, cmd).await,
         Command::RecoveryCodes(cmd) => match cmd {

@@ -4,7 +4,7 @@
 use crate::boot;
 use crate::config::Settings;
 use anyhow::Context;
-use otpd_core::{Clock, RequestMeta, Service, SystemClock};
+use otpd_core::{Clock, Service, SystemClock};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +18,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the service, creates the bootstrap admin on an empty database (printing its
-    /// password once and writing it to `initial-admin-password` in the data directory), and binds.
+    /// Binds first (so that a port in use creates nothing), then opens the service —
+    /// creating the data directory, database and master key when missing — and creates the
+    /// bootstrap admin on an empty database (printing its password once and writing it to
+    /// `initial-admin-password` in the data directory).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         Self::build_with_clock(settings, Arc::new(SystemClock)).await
     }
@@ -29,23 +31,11 @@ impl Server {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
-        let service = boot::open_with_clock(&settings, clock).await?;
-        if let Some(password) = service.bootstrap_admin(&RequestMeta::cli()).await? {
-            let path = settings.data_dir.join("initial-admin-password");
-            std::fs::create_dir_all(&settings.data_dir)?;
-            boot::write_secret_file(&path, password.expose().as_bytes())?;
-            println!(
-                "Created the administrator account 'admin' with password: {}",
-                password.expose()
-            );
-            println!(
-                "(also written to {}; change it and delete the file)",
-                path.display()
-            );
-        }
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
+        let service = boot::open_with_clock(&settings, clock, boot::Create::Yes).await?;
+        boot::bootstrap_admin(&service, &settings, true).await?;
         Ok(Server {
             listener,
             service,

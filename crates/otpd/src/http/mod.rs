@@ -37,7 +37,11 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "otpd", description = "Self-hosted two-factor authentication server: native REST API."),
+    info(
+        title = "otpd",
+        description = "Self-hosted two-factor authentication server: native REST API.",
+        license(name = "MIT", identifier = "MIT")
+    ),
     components(schemas(error::Problem)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -128,7 +132,13 @@ pub fn router(service: Service, settings: &Settings) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     router
         .merge(crate::truenas::router())
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        // The validator is off: Swagger UI would otherwise send the spec's address to an
+        // outside service from every browser that opens /docs under a public host name.
+        .merge(
+            SwaggerUi::new("/docs")
+                .url("/openapi.json", spec)
+                .config(utoipa_swagger_ui::Config::default().validator_url("none")),
+        )
         .fallback(|| async {
             error::ApiError::Request(
                 StatusCode::NOT_FOUND,

@@ -626,6 +626,28 @@ async fn health_openapi_and_docs() {
     }
     let docs = app.request(Method::GET, "/docs/", None, None).await;
     assert_eq!(docs.status(), StatusCode::OK);
+    // The page makes no outside request, under any host name: no spec validator, and every
+    // script and style from the binary (issue 15).
+    let init = app
+        .request(Method::GET, "/docs/swagger-initializer.js", None, None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(init.contains(r#""validatorUrl": "none""#), "{init}");
+    assert!(init.contains("/openapi.json"), "{init}");
+    let page = app
+        .request(Method::GET, "/docs/", None, None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    for attribute in ["src=\"http", "href=\"http", "src=\"//", "href=\"//"] {
+        assert!(
+            !page.contains(attribute),
+            "an outside resource: {attribute}"
+        );
+    }
     let bundle = app
         .request(Method::GET, "/docs/swagger-ui-bundle.js", None, None)
         .await;

@@ -39,6 +39,105 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// A place for a SQLite database at `dir` (whether or not it exists yet).
+fn sqlite_at(dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join("otpd.db").display())
+}
+
+/// Issue 15: a command other than `serve`/`init` never creates a data directory, a database
+/// or a key; it refuses, naming where it looked.
+#[test]
+fn commands_refuse_without_a_database_and_create_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let typo = root.path().join("otpd-dta");
+    let url = sqlite_at(&typo);
+    let at = &Place {
+        dir: &typo,
+        url: &url,
+    };
+    for args in [
+        &["account", "list"][..],
+        &["totp", "show", "alice"],
+        &["apikey", "create", "--account", "admin"],
+        &["keys", "status"],
+    ] {
+        let out = otpd(at, args, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "no otpd database at {}",
+                typo.join("otpd.db").display()
+            )) && err.contains("OTPD_DATA_DIR"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!typo.exists(), "a data directory was created");
+}
+
+/// Issue 15: a master key is never generated beside a database that holds sealed data; the
+/// error says which key is missing and where it was expected.
+#[test]
+fn a_missing_master_key_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_at(dir.path());
+    let at = &Place {
+        dir: dir.path(),
+        url: &url,
+    };
+    let init = otpd(at, &["init"], None);
+    assert!(init.status.success());
+    assert!(
+        String::from_utf8_lossy(&init.stderr).contains("Back it up apart from the database"),
+        "the first start says where the key is and to back it up"
+    );
+    let key = dir.path().join("master.key");
+    std::fs::rename(&key, dir.path().join("master.key.away")).unwrap();
+    for args in [&["account", "list"][..], &["init"]] {
+        let out = otpd(at, args, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "the master key is missing: expected {}",
+                key.display()
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(!key.exists(), "{args:?} wrote a new master key");
+    }
+    // serve as well, before answering anything.
+    let out = Command::new(env!("CARGO_BIN_EXE_otpd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("OTPD_MASTER_KEY")
+        .env_remove("OTPD_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!key.exists());
+}
+
+/// Issue 15: `serve` binds before it creates anything, so a port in use leaves no data
+/// directory, key or admin behind.
+#[test]
+fn a_port_in_use_creates_nothing() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let out = Command::new(env!("CARGO_BIN_EXE_otpd"))
+        .args(["serve", "--listen", &port, "--data-dir"])
+        .arg(&data)
+        .env_remove("OTPD_MASTER_KEY")
+        .env_remove("OTPD_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("binding"));
+    assert!(!data.exists(), "serve created its data before binding");
+}
+
 #[tokio::test]
 async fn the_cli_contract() {
     let dir = tempfile::tempdir().unwrap();
@@ -49,6 +148,15 @@ async fn the_cli_contract() {
         dir: dir.path(),
         url: db.url(),
     };
+    // Only `serve` and `init` create; `init` makes the bootstrap admin and says so.
+    let init = otpd(d, &["init"], None);
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    assert!(stdout(&init).contains("Created the administrator account 'admin'"));
+    assert!(dir.path().join("initial-admin-password").exists());
     let add = otpd(
         d,
         &[
