@@ -60,11 +60,9 @@ fn now() -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: set OTPD_TEST_DATABASE_URL and pass --include-ignored (.ci/run does)"]
 async fn two_instances_share_one_postgresql_database() {
-    if !TestDatabase::postgres_run() {
-        eprintln!("skipped: set OTPD_TEST_DATABASE_URL to run the multi-instance test");
-        return;
-    }
+    assert!(TestDatabase::postgres_run(), "set OTPD_TEST_DATABASE_URL");
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let db = TestDatabase::create(dirs[0].path()).await.unwrap();
     let master = otpd_core::MasterKey::generate().unwrap();
