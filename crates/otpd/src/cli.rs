@@ -11,6 +11,7 @@ use otpd_core::{
 use serde::Serialize;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::{Mutex, PoisonError};
 use zeroize::Zeroizing;
 
 /// otpd: a self-hosted two-factor authentication server.
@@ -262,8 +263,61 @@ struct AuditArgs {
     out: Json,
 }
 
-/// Runs the command line.
+/// The command's standard output, written in one piece when the command is done (per batch
+/// of events when following the audit trail): a reader that stops early (`| head`) is handed
+/// the whole answer — all the recovery codes of an enrollment or none of the lines — and a
+/// closed pipe ends the command quietly instead of a panic after the change was made.
+static OUTPUT: Mutex<String> = Mutex::new(String::new());
+
+/// `println!` into [`OUTPUT`] (the text is formatted before the lock is taken: its
+/// arguments may await).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let text = format!($($arg)*);
+        let mut output = OUTPUT.lock().unwrap_or_else(PoisonError::into_inner);
+        output.push_str(&text);
+        output.push('\n');
+    }};
+}
+
+/// `print!` into [`OUTPUT`].
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        let text = format!($($arg)*);
+        OUTPUT
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_str(&text);
+    }};
+}
+
+/// Writes what [`OUTPUT`] holds to standard output in one write, and empties it.
+fn flush_output() -> std::io::Result<()> {
+    let text = std::mem::take(&mut *OUTPUT.lock().unwrap_or_else(PoisonError::into_inner));
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+/// Whether `e` is a write to a closed pipe (a reader such as `head` that stopped reading).
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Runs the command line; its standard output is written once it is done.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let result = run_command(cli).await;
+    let flushed = flush_output();
+    let code = result?;
+    flushed?;
+    Ok(code)
+}
+
+async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
     let Cli { common, command } = cli;
     if let Command::Serve(serve) = command {
         let settings = Settings::resolve(&common, &serve)?;
@@ -276,7 +330,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Init = command {
         let service = boot::open(&settings, boot::Create::Yes).await?;
         boot::bootstrap_admin(&service, &settings, true).await?;
-        println!("otpd data is ready at {}", settings.data_dir.display());
+        say!("otpd data is ready at {}", settings.data_dir.display());
         return Ok(ExitCode::SUCCESS);
     }
     let service = boot::open(&settings, boot::Create::No).await?;
@@ -302,7 +356,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apikey(cmd) => match cmd {
             ApiKeyCmd::Create { account, name } => {
                 let key = service.create_api_key(&p, &account, &name, &meta).await?;
-                println!("{}", key.key.expose());
+                say!("{}", key.key.expose());
+                // A key nobody saw is revoked at once rather than left behind.
+                if let Err(e) = flush_output() {
+                    service.revoke_api_key(&p, &key.info.id, &meta).await?;
+                    return Err(e.into());
+                }
                 eprintln!(
                     "API key {} created for {}; it is shown only now.",
                     key.info.id, key.info.account
@@ -314,9 +373,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     print_json(&keys)?;
                 } else {
                     for k in keys {
-                        println!(
+                        say!(
                             "{}  {:<24} {:<20} created {}",
-                            k.id, k.account, k.name, k.created_at
+                            k.id,
+                            k.account,
+                            k.name,
+                            k.created_at
                         );
                     }
                 }
@@ -328,7 +390,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if out.json {
                 print_json(&policy)?;
             } else {
-                print!("{}", toml::to_string(&policy)?);
+                say_raw!("{}", toml::to_string(&policy)?);
             }
         }
         Command::Policy(PolicyCmd::Set { changes }) => {
@@ -347,7 +409,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             let policy: Policy = serde_json::from_value(document)?;
-            print!(
+            say_raw!(
                 "{}",
                 toml::to_string(&service.set_policy(&p, policy, &meta).await?)?
             );
@@ -382,7 +444,7 @@ async fn keys(
             if out.json {
                 print_json(&report)?;
             } else {
-                println!(
+                say!(
                     "active data key {}: re-sealed {} secrets and {} recovery codes, deleted {} old key(s)",
                     report.active_key,
                     report.resealed_secrets,
@@ -396,11 +458,15 @@ async fn keys(
             if out.json {
                 print_json(&status)?;
             } else {
-                println!("master key {}", status.master_key);
+                say!("master key {}", status.master_key);
                 for k in status.data_keys {
-                    println!(
+                    say!(
                         "data key {} {:<8} created {}  {} secrets, {} recovery codes",
-                        k.id, k.state, k.created_at, k.secrets, k.recovery_codes
+                        k.id,
+                        k.state,
+                        k.created_at,
+                        k.secrets,
+                        k.recovery_codes
                     );
                 }
             }
@@ -429,14 +495,14 @@ async fn keys(
             match (source, staged) {
                 (boot::KeySource::DataDir(path), Some(staged)) => {
                     boot::install_key_file(&staged, &path)?;
-                    println!(
+                    say!(
                         "{n} data key(s) now wrapped under master key {:08x}, written to {}; \
                          restart otpd to use it",
                         new.id(),
                         path.display()
                     );
                 }
-                _ => println!(
+                _ => say!(
                     "{n} data key(s) now wrapped under master key {:08x}; start every instance \
                      with it (OTPD_MASTER_KEY or OTPD_MASTER_KEY_FILE) from now on",
                     new.id()
@@ -484,7 +550,7 @@ async fn account(
             if out.json {
                 print_json(&account)?;
             } else {
-                println!("created {} (uid {})", account.username, account.uid);
+                say!("created {} (uid {})", account.username, account.uid);
             }
         }
         AccountCmd::List { prefix, limit, out } => {
@@ -496,7 +562,7 @@ async fn account(
             } else {
                 for a in accounts {
                     let roles: Vec<&str> = a.roles.iter().map(|r| r.as_str()).collect();
-                    println!(
+                    say!(
                         "{:<32} uid {:<6} {}{}",
                         a.username,
                         a.uid,
@@ -511,7 +577,7 @@ async fn account(
             if out.json {
                 print_json(&a)?;
             } else {
-                println!("{a:#?}");
+                say!("{a:#?}");
             }
         }
         AccountCmd::Passwd { name, password } => {
@@ -546,13 +612,19 @@ async fn totp(
                 print_json(&enrolled)?;
             } else {
                 let uri = enrolled.provisioning_uri.expose();
-                println!("{}", crate::qr::terminal(uri).map_err(anyhow::Error::msg)?);
-                println!("Key URI:  {uri}");
-                println!("Secret:   {}", enrolled.secret.expose());
-                println!("Recovery codes (each works once):");
+                say!("{}", crate::qr::terminal(uri).map_err(anyhow::Error::msg)?);
+                say!("Key URI:  {uri}");
+                say!("Secret:   {}", enrolled.secret.expose());
+                say!("Recovery codes (each works once):");
                 for c in &enrolled.recovery_codes {
-                    println!("  {}", c.expose());
+                    say!("  {}", c.expose());
                 }
+            }
+            // Nobody may be left with a secret and codes that nobody saw: if the output
+            // cannot be written, the enrollment is undone (both audited).
+            if let Err(e) = flush_output() {
+                service.remove_totp(p, &name, None, meta).await?;
+                return Err(e.into());
             }
         }
         TotpCmd::Show { name, out } => {
@@ -560,7 +632,7 @@ async fn totp(
             if out.json {
                 print_json(&status)?;
             } else {
-                println!("{status:#?}");
+                say!("{status:#?}");
             }
         }
         TotpCmd::Renew { name, options, out } => {
@@ -570,12 +642,12 @@ async fn totp(
             if out.json {
                 print_json(&renewed)?;
             } else {
-                println!(
+                say!(
                     "{}",
                     crate::qr::terminal(renewed.provisioning_uri.expose())
                         .map_err(anyhow::Error::msg)?
                 );
-                println!("Key URI:  {}", renewed.provisioning_uri.expose());
+                say!("Key URI:  {}", renewed.provisioning_uri.expose());
             }
         }
         TotpCmd::Reset { name } => service.remove_totp(p, &name, None, meta).await?,
@@ -584,13 +656,13 @@ async fn totp(
             if out.json {
                 print_json(&outcome)?;
             } else if outcome.valid {
-                println!(
+                say!(
                     "accepted ({})",
                     outcome.method.map(|m| m.as_str()).unwrap_or("")
                 );
             } else {
                 let reason = outcome.reason.unwrap_or(otpd_core::VerifyReason::Invalid);
-                println!("refused ({}): {}", reason.as_str(), reason.describe());
+                say!("refused ({}): {}", reason.as_str(), reason.describe());
             }
             return Ok(if outcome.valid {
                 ExitCode::SUCCESS
@@ -624,9 +696,9 @@ async fn audit(service: &Service, p: &Principal, args: AuditArgs) -> anyhow::Res
     loop {
         for e in &events {
             if args.out.json {
-                println!("{}", serde_json::to_string(e)?);
+                say!("{}", serde_json::to_string(e)?);
             } else {
-                println!(
+                say!(
                     "{:>8} {} {:<10} {:<28} {:<24} {:<7} {}",
                     e.id,
                     e.at,
@@ -638,7 +710,7 @@ async fn audit(service: &Service, p: &Principal, args: AuditArgs) -> anyhow::Res
                 );
             }
         }
-        std::io::stdout().flush()?;
+        flush_output()?;
         if !args.follow {
             return Ok(());
         }
@@ -682,13 +754,13 @@ fn print_codes(codes: &[otpd_core::Shown], json: bool) -> anyhow::Result<()> {
         print_json(&codes)?;
     } else {
         for c in codes {
-            println!("{}", c.expose());
+            say!("{}", c.expose());
         }
     }
     Ok(())
 }
 
 fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    say!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }

@@ -15,6 +15,8 @@ async fn main() -> ExitCode {
     let cli = otpd::cli::Cli::parse();
     match otpd::cli::run(cli).await {
         Ok(code) => code,
+        // The reader of our output went away (`| head`): what it wanted, it had.
+        Err(e) if otpd::cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("otpd: {e:#}");
             ExitCode::from(2)

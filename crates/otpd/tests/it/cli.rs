@@ -138,6 +138,62 @@ fn a_port_in_use_creates_nothing() {
     assert!(!data.exists(), "serve created its data before binding");
 }
 
+/// Issue 15: a reader that goes away (`| head`, `| true`) ends the command quietly; an
+/// enrollment whose output nobody could read is undone rather than left behind.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_at(dir.path());
+    let at = &Place {
+        dir: dir.path(),
+        url: &url,
+    };
+    assert!(otpd(at, &["init"], None).status.success());
+    assert!(
+        otpd(at, &["account", "add", "bob", "--no-password"], None)
+            .status
+            .success()
+    );
+    let pipe = |args: &str, reader: &str| {
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "'{bin}' --data-dir '{dir}' --database-url '{url}' {args} | {reader}; exit ${{PIPESTATUS[0]}}",
+                bin = env!("CARGO_BIN_EXE_otpd"),
+                dir = dir.path().display(),
+            ))
+            .env_remove("OTPD_MASTER_KEY")
+            .output()
+            .unwrap()
+    };
+    // A reader of the first line still gets the whole answer written.
+    let head = pipe("totp enroll bob --json", "head -n 1");
+    assert_eq!(
+        head.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&head.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&head.stdout), "{\n");
+    assert!(!String::from_utf8_lossy(&head.stderr).contains("panicked"));
+    assert!(otpd(at, &["totp", "reset", "bob"], None).status.success());
+    // A reader that reads nothing: no panic, no message, and no enrollment left behind.
+    let gone = pipe("totp enroll bob --json", "(exec 0<&-; sleep 1)");
+    assert_eq!(
+        gone.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&gone.stderr), "");
+    let show = otpd(at, &["totp", "show", "bob"], None);
+    assert_eq!(
+        show.status.code(),
+        Some(2),
+        "the unseen enrollment was kept"
+    );
+}
+
 #[tokio::test]
 async fn the_cli_contract() {
     let dir = tempfile::tempdir().unwrap();
