@@ -16,10 +16,23 @@ pub fn svg(data: &str) -> Result<String, String> {
     })
 }
 
-/// A QR code drawn with half-block characters, for a terminal.
+/// Black on white, set for each line: half blocks are drawn in the terminal's foreground
+/// colour, which is light on a dark terminal — the code would come out inverted, and
+/// scanners cannot read an inverted code.
+const BLACK_ON_WHITE: &str = "\x1b[30;107m";
+const RESET: &str = "\x1b[0m";
+
+/// A QR code drawn with half-block characters for a terminal: two modules per character
+/// cell, the quiet zone the standard asks for, and its colours set explicitly (black
+/// modules on white) so that it scans on dark and light terminals alike.
 pub fn terminal(data: &str) -> Result<String, String> {
     let code = QrCode::new(data.as_bytes()).map_err(|e| e.to_string())?;
-    Ok(code.render::<unicode::Dense1x2>().quiet_zone(true).build())
+    let text = code.render::<unicode::Dense1x2>().quiet_zone(true).build();
+    Ok(text
+        .lines()
+        .map(|line| format!("{BLACK_ON_WHITE}{line}{RESET}"))
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 /// A greyscale PNG QR code: `scale` pixels per module, with the four-module quiet zone the
@@ -55,4 +68,52 @@ pub fn png(data: &str, scale: u32) -> Result<Vec<u8>, String> {
         .map_err(|e| e.to_string())?;
     writer.finish().map_err(|e| e.to_string())?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// The terminal rendering, read back as a terminal shows it (every cell's upper and lower
+    /// half: foreground where a block is drawn, background elsewhere, in the colours the
+    /// escape codes set) and decoded by a QR reader.
+    #[test]
+    fn the_terminal_code_scans() {
+        let uri = "otpauth://totp/otpd:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=otpd&algorithm=SHA1&digits=6&period=30";
+        let text = terminal(uri).unwrap();
+        let mut rows: Vec<Vec<bool>> = Vec::new(); // true: black
+        for line in text.lines() {
+            let cells = line
+                .strip_prefix(BLACK_ON_WHITE)
+                .and_then(|l| l.strip_suffix(RESET))
+                .expect("every line sets its colours explicitly");
+            let (mut upper, mut lower) = (Vec::new(), Vec::new());
+            for c in cells.chars() {
+                let (u, l) = match c {
+                    '\u{2588}' => (true, true),
+                    '\u{2580}' => (true, false),
+                    '\u{2584}' => (false, true),
+                    ' ' => (false, false),
+                    other => panic!("unexpected {other:?}"),
+                };
+                upper.push(u);
+                lower.push(l);
+            }
+            rows.push(upper);
+            rows.push(lower);
+        }
+        // A border of white modules around the code: the quiet zone.
+        assert!(rows[0].iter().all(|black| !black));
+        assert!(rows.iter().all(|r| !r[0] && !r[r.len() - 1]));
+        let scale = 4;
+        let (w, h) = (rows[0].len() * scale, rows.len() * scale);
+        let mut image = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| {
+            if rows[y / scale][x / scale] { 0 } else { 255 }
+        });
+        let grids = image.detect_grids();
+        assert_eq!(grids.len(), 1);
+        let (_, content) = grids[0].decode().unwrap();
+        assert_eq!(content, uri);
+    }
 }
