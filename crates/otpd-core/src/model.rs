@@ -147,7 +147,10 @@ pub struct Account {
     pub password_disabled: bool,
     /// Whether an administrator locked the account.
     pub locked: bool,
-    /// The TrueNAS `UserEntry` attributes (home, shell, groups, ...).
+    /// The TrueNAS `UserEntry` attributes (home, shell, groups, ...): kept for the TrueNAS
+    /// dialect, which shows and changes them; not part of otpd's own account model, so
+    /// never serialized (native API, CLI).
+    #[serde(skip)]
     pub profile: Profile,
     /// Whether the account has an active TOTP authenticator.
     pub twofactor_configured: bool,

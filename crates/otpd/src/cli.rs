@@ -69,6 +69,7 @@ enum KeysCmd {
     /// Wrap the data keys under a new master key read from FILE (`openssl rand -base64 32`).
     /// Every instance must then be started with the new key.
     Rewrap {
+        /// The file holding the new master key (base64 of 32 bytes).
         #[arg(long, value_name = "FILE")]
         new_master_key_file: std::path::PathBuf,
     },
@@ -96,13 +97,16 @@ struct PasswordSource {
 enum AccountCmd {
     /// Create an account.
     Add {
+        /// The account name.
         name: String,
         /// full_admin, twofactor_admin, readonly_admin or verifier (repeatable); none for a
         /// plain account. Services that only verify codes should use `verifier`.
         #[arg(long = "role")]
         roles: Vec<String>,
+        /// Display name.
         #[arg(long, default_value = "")]
         full_name: String,
+        /// E-mail address.
         #[arg(long)]
         email: Option<String>,
         #[command(flatten)]
@@ -112,8 +116,10 @@ enum AccountCmd {
     },
     /// List accounts.
     List {
+        /// Only names starting with this (case-insensitive).
         #[arg(long)]
         prefix: Option<String>,
+        /// At most this many (1–1000).
         #[arg(long, default_value_t = 1000)]
         limit: u32,
         #[command(flatten)]
@@ -121,30 +127,44 @@ enum AccountCmd {
     },
     /// Show an account.
     Show {
+        /// The account name.
         name: String,
         #[command(flatten)]
         out: Json,
     },
     /// Set an account's password.
     Passwd {
+        /// The account name.
         name: String,
         #[command(flatten)]
         password: PasswordSource,
     },
     /// Lock an account (ends its sessions).
-    Lock { name: String },
+    Lock {
+        /// The account name.
+        name: String,
+    },
     /// Unlock an account.
-    Unlock { name: String },
+    Unlock {
+        /// The account name.
+        name: String,
+    },
     /// Delete an account and everything it owns.
-    Remove { name: String },
+    Remove {
+        /// The account name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
 struct Options {
+    /// Code length: 6, 7 or 8 [default: the policy's; renew: unchanged].
     #[arg(long)]
     digits: Option<u64>,
+    /// Seconds per code, 5–3600 [default: the policy's; renew: unchanged].
     #[arg(long)]
     interval: Option<u64>,
+    /// SHA1, SHA256 or SHA512 [default: the policy's; renew: unchanged].
     #[arg(long)]
     algorithm: Option<String>,
 }
@@ -163,6 +183,7 @@ impl From<Options> for TotpOptions {
 enum TotpCmd {
     /// Provision an active authenticator: prints the QR code, key URI and recovery codes.
     Enroll {
+        /// The account name.
         name: String,
         #[command(flatten)]
         options: Options,
@@ -171,12 +192,14 @@ enum TotpCmd {
     },
     /// Show an authenticator's state.
     Show {
+        /// The account name.
         name: String,
         #[command(flatten)]
         out: Json,
     },
     /// Replace the secret (active at once); options not given keep their values.
     Renew {
+        /// The account name.
         name: String,
         #[command(flatten)]
         options: Options,
@@ -184,30 +207,43 @@ enum TotpCmd {
         out: Json,
     },
     /// Remove the authenticator and recovery codes; ends the account's sessions.
-    Reset { name: String },
+    Reset {
+        /// The account name.
+        name: String,
+    },
     /// Verify a code: exit status 0 when accepted, 1 when not.
     Verify {
+        /// The account name.
         name: String,
+        /// The code: 6–8 digits, or a recovery code.
         code: String,
         #[command(flatten)]
         out: Json,
     },
     /// Switch the authenticator on.
-    Enable { name: String },
+    Enable {
+        /// The account name.
+        name: String,
+    },
     /// Switch the authenticator off (it is not asked for and not accepted).
-    Disable { name: String },
+    Disable {
+        /// The account name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum RecoveryCmd {
     /// Print the remaining recovery codes.
     List {
+        /// The account name.
         name: String,
         #[command(flatten)]
         out: Json,
     },
     /// Replace the recovery codes and print the new ones.
     Regenerate {
+        /// The account name.
         name: String,
         #[command(flatten)]
         out: Json,
@@ -218,20 +254,26 @@ enum RecoveryCmd {
 enum ApiKeyCmd {
     /// Create an API key; only the key is printed on standard output.
     Create {
+        /// The account the key acts as (give services a `verifier` account).
         #[arg(long)]
         account: String,
+        /// A label for the key.
         #[arg(long, default_value = "cli")]
         name: String,
     },
     /// List API keys.
     List {
+        /// Only this account's keys [default: every account's].
         #[arg(long)]
         account: Option<String>,
         #[command(flatten)]
         out: Json,
     },
     /// Revoke an API key by id.
-    Revoke { id: String },
+    Revoke {
+        /// The key's id (from `apikey list`).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -243,6 +285,7 @@ enum PolicyCmd {
     },
     /// Change settings: `otpd policy set window=2 max_failures=5`.
     Set {
+        /// `setting=value` pairs (the names of `otpd policy show`).
         #[arg(required = true)]
         changes: Vec<String>,
     },
@@ -250,10 +293,13 @@ enum PolicyCmd {
 
 #[derive(Debug, Args)]
 struct AuditArgs {
+    /// Only events about this account.
     #[arg(long)]
     account: Option<String>,
+    /// Only events of this action (e.g. totp.verify).
     #[arg(long)]
     action: Option<String>,
+    /// The newest this many events (then new ones, with --follow).
     #[arg(long, default_value_t = 50)]
     limit: u32,
     /// Keep printing new events as they happen.
@@ -374,11 +420,12 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
                 } else {
                     for k in keys {
                         say!(
-                            "{}  {:<24} {:<20} created {}",
+                            "{}  {:<24} {:<20} created {}  last used {}",
                             k.id,
                             k.account,
                             k.name,
-                            k.created_at
+                            when(k.created_at),
+                            when_opt(k.last_used_at)
                         );
                     }
                 }
@@ -464,7 +511,7 @@ async fn keys(
                         "data key {} {:<8} created {}  {} secrets, {} recovery codes",
                         k.id,
                         k.state,
-                        k.created_at,
+                        when(k.created_at),
                         k.secrets,
                         k.recovery_codes
                     );
@@ -577,7 +624,35 @@ async fn account(
             if out.json {
                 print_json(&a)?;
             } else {
-                say!("{a:#?}");
+                table(&[
+                    ("username", a.username.clone()),
+                    ("id", a.id.clone()),
+                    ("uid", a.uid.to_string()),
+                    ("full name", dash(&a.full_name)),
+                    ("email", a.email.clone().unwrap_or_else(|| "-".into())),
+                    ("roles", roles(&a.roles)),
+                    (
+                        "password",
+                        if a.password_disabled {
+                            "none (password login disabled)"
+                        } else {
+                            "set"
+                        }
+                        .into(),
+                    ),
+                    ("locked", yes_no(a.locked)),
+                    (
+                        "second factor",
+                        if a.twofactor_configured {
+                            "active"
+                        } else {
+                            "none active"
+                        }
+                        .into(),
+                    ),
+                    ("created", when(a.created_at)),
+                    ("updated", when(a.updated_at)),
+                ]);
             }
         }
         AccountCmd::Passwd { name, password } => {
@@ -632,7 +707,30 @@ async fn totp(
             if out.json {
                 print_json(&status)?;
             } else {
-                say!("{status:#?}");
+                table(&[
+                    ("state", status.state.clone()),
+                    ("enabled", yes_no(status.enabled)),
+                    (
+                        "parameters",
+                        format!(
+                            "{} digits, {} s, {}",
+                            status.digits, status.interval, status.algorithm
+                        ),
+                    ),
+                    ("fingerprint", status.fingerprint.clone()),
+                    ("comment", dash(&status.comment)),
+                    (
+                        "recovery codes left",
+                        status.recovery_codes_remaining.to_string(),
+                    ),
+                    ("failed attempts", status.failed_attempts.to_string()),
+                    ("locked until", when_opt(status.locked_until)),
+                    ("drift (steps)", status.drift.to_string()),
+                    ("created", when(status.created_at)),
+                    ("renewed", when_opt(status.renewed_at)),
+                    ("last used", when_opt(status.last_used_at)),
+                    ("pending until", when_opt(status.expires_at)),
+                ]);
             }
         }
         TotpCmd::Renew { name, options, out } => {
@@ -701,7 +799,7 @@ async fn audit(service: &Service, p: &Principal, args: AuditArgs) -> anyhow::Res
                 say!(
                     "{:>8} {} {:<10} {:<28} {:<24} {:<7} {}",
                     e.id,
-                    e.at,
+                    when(e.at),
                     e.door,
                     e.action,
                     e.account.as_deref().unwrap_or("-"),
@@ -747,6 +845,54 @@ fn read_password(source: &PasswordSource, name: &str) -> anyhow::Result<Option<Z
         bail!("the passwords differ");
     }
     Ok(Some(first))
+}
+
+/// A Unix time as RFC 3339, UTC, to the second.
+fn when(unix: i64) -> String {
+    u64::try_from(unix).map_or_else(
+        |_| unix.to_string(),
+        |secs| {
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+            )
+            .to_string()
+        },
+    )
+}
+
+fn when_opt(unix: Option<i64>) -> String {
+    unix.map_or_else(|| "-".into(), when)
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+fn dash(text: &str) -> String {
+    if text.is_empty() {
+        "-".into()
+    } else {
+        text.into()
+    }
+}
+
+fn roles(roles: &otpd_core::Roles) -> String {
+    if roles.is_empty() {
+        "none (plain account)".into()
+    } else {
+        roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Two columns: a label and its value.
+fn table(rows: &[(&str, String)]) {
+    for (label, value) in rows {
+        say!("{label:<20} {value}");
+    }
 }
 
 fn print_codes(codes: &[otpd_core::Shown], json: bool) -> anyhow::Result<()> {

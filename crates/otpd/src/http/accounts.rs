@@ -26,10 +26,6 @@ pub struct CreateAccount {
     full_name: String,
     /// E-mail address.
     email: Option<String>,
-    /// TrueNAS profile fields to set (`home`, `shell`, `groups`, ...); the others take
-    /// TrueNAS's defaults.
-    #[schema(value_type = Option<Object>)]
-    profile: Option<serde_json::Value>,
 }
 
 /// Create an account (full admins).
@@ -47,7 +43,7 @@ pub async fn create(
         roles: req.roles.into_iter().collect(),
         full_name: req.full_name,
         email: req.email,
-        profile: req.profile,
+        profile: None,
     };
     Ok((
         StatusCode::CREATED,
@@ -108,9 +104,6 @@ pub struct UpdateAccount {
     email: Option<Option<String>>,
     /// Full admins only.
     roles: Option<Vec<Role>>,
-    /// TrueNAS profile fields to change; the others keep their values.
-    #[schema(value_type = Option<Object>)]
-    profile: Option<serde_json::Value>,
 }
 
 fn double_option<'de, D: serde::Deserializer<'de>>(
@@ -133,7 +126,6 @@ pub async fn update(
         full_name: req.full_name,
         email: req.email,
         roles: req.roles.map(|r| r.into_iter().collect()),
-        profile: req.profile,
         ..AccountPatch::default()
     };
     Ok(ApiJson(

@@ -612,6 +612,11 @@ async fn health_openapi_and_docs() {
         .call(Method::GET, "/openapi.json", None, None, StatusCode::OK)
         .await;
     assert_eq!(spec["openapi"], "3.1.0");
+    assert_eq!(spec["info"]["license"]["identifier"], "MIT");
+    // otpd's own account model: TrueNAS's profile fields belong to that dialect.
+    let account = &spec["components"]["schemas"]["Account"]["properties"];
+    assert!(account.get("username").is_some(), "{account}");
+    assert!(account.get("profile").is_none(), "{account}");
     for path in [
         "/api/v1/auth/login",
         "/api/v1/accounts/{username}/totp/verify",

@@ -74,7 +74,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
             "/api/v1/accounts",
             Raw(
                 "application/json",
-                r#"{"username": "dup", "profile": {"shell": "/bin/sh", "shell": "/bin/zsh"}}"#,
+                r#"{"username": "dup", "roles": ["verifier"], "roles": []}"#,
             ),
             400,
             "malformed_request",

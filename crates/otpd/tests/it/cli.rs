@@ -251,6 +251,42 @@ async fn the_cli_contract() {
             .starts_with("otpauth://totp/otpd:alice?secret=")
     );
     assert_eq!(e["recovery_codes"].as_array().unwrap().len(), 10);
+    assert!(
+        e["verification_code"].is_null(),
+        "no code shown, none claimed"
+    );
+
+    // Human tables with RFC 3339 times; JSON for scripts, with otpd's own account model
+    // (no TrueNAS profile fields).
+    let show = stdout(&otpd(d, &["account", "show", "alice"], None));
+    assert!(
+        show.contains("roles") && show.contains("second factor"),
+        "{show}"
+    );
+    let created = show
+        .lines()
+        .find(|l| l.starts_with("created"))
+        .unwrap_or_else(|| panic!("{show}"));
+    assert!(
+        created.trim_end().ends_with('Z') && created.contains('T'),
+        "an RFC 3339 time: {created}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout(&otpd(
+        d,
+        &["account", "show", "alice", "--json"],
+        None,
+    )))
+    .unwrap();
+    assert_eq!(json["username"], "alice");
+    for field in ["profile", "shell", "smb", "home"] {
+        assert!(json.get(field).is_none(), "{field} in {json}");
+    }
+    let totp = stdout(&otpd(d, &["totp", "show", "alice"], None));
+    assert!(totp.contains("recovery codes left  10"), "{totp}");
+    assert!(
+        !totp.contains("TotpStatus {"),
+        "no debug structures: {totp}"
+    );
 
     // No code was shown at enrollment, so none is claimed: the app's current code is
     // accepted at once (issue 15), and once only, with a refusal a person understands.
