@@ -508,7 +508,7 @@ async fn keys(
                 say!("master key {}", status.master_key);
                 for k in status.data_keys {
                     say!(
-                        "data key {} {:<8} created {}  {} secrets, {} recovery codes",
+                        "data key {} {:<8} created {}  seals: {} TOTP secret(s), {} recovery code(s)",
                         k.id,
                         k.state,
                         when(k.created_at),
@@ -791,15 +791,28 @@ async fn audit(service: &Service, p: &Principal, args: AuditArgs) -> anyhow::Res
     };
     let mut events = service.audit_events(p, &query).await?;
     events.reverse();
+    if !args.out.json {
+        say!(
+            "{:>8} {:<20} {:<16} {:<10} {:<28} {:<24} {:<7} REASON",
+            "ID",
+            "TIME",
+            "ACTOR",
+            "DOOR",
+            "ACTION",
+            "ACCOUNT",
+            "OUTCOME"
+        );
+    }
     loop {
         for e in &events {
             if args.out.json {
                 say!("{}", serde_json::to_string(e)?);
             } else {
                 say!(
-                    "{:>8} {} {:<10} {:<28} {:<24} {:<7} {}",
+                    "{:>8} {:<20} {:<16} {:<10} {:<28} {:<24} {:<7} {}",
                     e.id,
                     when(e.at),
+                    e.actor,
                     e.door,
                     e.action,
                     e.account.as_deref().unwrap_or("-"),

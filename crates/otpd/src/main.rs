@@ -15,8 +15,10 @@ async fn main() -> ExitCode {
     let cli = otpd::cli::Cli::parse();
     match otpd::cli::run(cli).await {
         Ok(code) => code,
-        // The reader of our output went away (`| head`): what it wanted, it had.
-        Err(e) if otpd::cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // The reader of our output went away: end quietly, with the status of a process
+        // that SIGPIPE ended (128 + 13), as other Unix tools do; what the output would have
+        // revealed was undone (see cli::OUTPUT).
+        Err(e) if otpd::cli::is_broken_pipe(&e) => ExitCode::from(141),
         Err(e) => {
             eprintln!("otpd: {e:#}");
             ExitCode::from(2)

@@ -287,6 +287,12 @@ impl Service {
             return Ok(()); // the CLI is the operator on the host
         };
         let is_self = target.is_some_and(|t| t.eq_ignore_ascii_case(&caller.username));
+        // A verifier verifies codes and does nothing else, not even on itself: a leaked
+        // service key must not mint more keys or enroll.
+        if caller.roles.len() == 1 && caller.roles.contains(&Role::Verifier) && need != Need::Verify
+        {
+            return Err(CoreError::forbidden("a verifier may only verify codes"));
+        }
         if caller.kind == SessionKind::Enrollment && !(enrolling_ok && is_self) {
             return Err(CoreError::forbidden(
                 "this session may only enroll an authenticator for its own account",

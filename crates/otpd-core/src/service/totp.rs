@@ -579,17 +579,9 @@ impl Service {
             last_used_step: None,
         };
         let Verification::Valid { step, drift } = auth.totp().verify(&secret, &code, &check) else {
-            let reason = self
-                .record_failure(
-                    &subject,
-                    auth,
-                    VerifyReason::Invalid,
-                    &actor,
-                    "totp.confirm",
-                    meta,
-                )
-                .await?;
-            return Err(CoreError::SecondFactorFailed { reason });
+            return Err(self
+                .wrong_code(&subject, auth, &actor, "totp.confirm", meta)
+                .await?);
         };
         let mut tx = self.db().begin().await?;
         let done = sqlx::query(
@@ -1091,6 +1083,22 @@ impl Service {
         })
     }
 
+    /// Counts the wrong code of a call that answers with an error (confirm, resync), and
+    /// returns that error: `invalid`, or `locked` when a burst locked the authenticator first.
+    async fn wrong_code(
+        &self,
+        subject: &Subject,
+        auth: &Authenticator,
+        actor: &str,
+        action: &'static str,
+        meta: &RequestMeta,
+    ) -> CoreResult<CoreError> {
+        let reason = self
+            .record_failure(subject, auth, VerifyReason::Invalid, actor, action, meta)
+            .await?;
+        Ok(CoreError::SecondFactorFailed { reason })
+    }
+
     /// Recovers a device whose clock drifted outside the window: two consecutive codes
     /// found within `±resync_range` steps set the drift and claim the second step.
     pub async fn resync_totp(
@@ -1136,17 +1144,9 @@ impl Service {
             range,
             last,
         ) else {
-            let reason = self
-                .record_failure(
-                    &subject,
-                    auth,
-                    VerifyReason::Invalid,
-                    &actor,
-                    "totp.resync",
-                    meta,
-                )
-                .await?;
-            return Err(CoreError::SecondFactorFailed { reason });
+            return Err(self
+                .wrong_code(&subject, auth, &actor, "totp.resync", meta)
+                .await?);
         };
         let mut tx = self.db().begin().await?;
         // Claimed only while unlocked, like every other code: a lockout that a concurrent

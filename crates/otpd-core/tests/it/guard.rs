@@ -263,6 +263,20 @@ async fn nobody_manages_an_account_with_more_power_than_their_own() {
             .provision_totp(&svc, "carol", &opts, false, &meta())
             .await,
     );
+    // Nothing else, not even on itself: no more keys, no enrollment, no reading.
+    forbidden(
+        env.service
+            .create_api_key(&svc, "svc", "more", &meta())
+            .await,
+    );
+    forbidden(
+        env.service
+            .begin_enrollment(&svc, "svc", &opts, &meta())
+            .await,
+    );
+    forbidden(env.service.get_account(&svc, "svc").await);
+    forbidden(env.service.list_api_keys(&svc, Some("svc")).await);
+    forbidden(env.service.audit_events(&svc, &AuditQuery::default()).await);
 }
 
 impl Env {
