@@ -1,12 +1,14 @@
-//! The otpd server: configuration, boot path, the native REST API, the product dialects
-//! (TrueNAS) and the admin command line, all on `otpd_core::Service`.
+//! The otpd server: configuration, boot path, the front doors — their shared home `app`, the
+//! native REST API (`native`), the product dialects (`truenas`) — and the admin command
+//! line, all on `otpd_core::Service`.
 
+pub mod app;
 pub mod boot;
 pub mod cli;
 pub mod config;
 pub mod connections;
-pub mod http;
 pub mod json;
+pub mod native;
 pub mod qr;
 pub mod server;
 pub mod truenas;

@@ -59,7 +59,7 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = crate::http::router(self.service.clone(), &self.settings);
+        let app = crate::app::router(self.service.clone(), &self.settings);
         tracing::info!(address = %self.listener.local_addr()?, "otpd listening");
         let limits = crate::connections::Limits {
             header_read_timeout: self.settings.header_read_timeout,

@@ -16,8 +16,8 @@ pub mod rpc;
 mod twofactor;
 mod user;
 
-use crate::http::AppState;
-use crate::http::extract::Meta;
+use crate::app::AppState;
+use crate::app::client::Client;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -45,16 +45,9 @@ pub fn router() -> Router<AppState> {
         .fold(Router::new(), |r, path| r.route(path, get(upgrade)))
 }
 
-async fn upgrade(
-    State(state): State<AppState>,
-    Meta(meta): Meta,
-    ws: WebSocketUpgrade,
-) -> Response {
+async fn upgrade(State(state): State<AppState>, client: Client, ws: WebSocketUpgrade) -> Response {
+    let meta = client.meta(Door::Truenas);
     let peer = meta.remote_addr.as_deref().and_then(|a| a.parse().ok());
-    let meta = RequestMeta {
-        door: Door::Truenas,
-        ..meta
-    };
     ws.max_message_size(MAX_MESSAGE)
         .on_upgrade(move |socket| serve(socket, Conn::new(state, meta, peer)))
 }

@@ -1,8 +1,8 @@
 //! `/api/v1/policy`, `/api/v1/audit`, and the operations endpoints.
 
-use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, ApiQuery as Query, Auth, Meta};
+use crate::app::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use otpd_core::{AuditEvent, AuditQuery, CoreError, Policy};

@@ -1,5 +1,6 @@
 //! The native REST API (`/api/v1`), OpenAPI at `/openapi.json`, Swagger UI at `/docs`, and
-//! the operations endpoints. Handlers translate; every rule is in `otpd_core::Service`.
+//! the operations endpoints. Handlers translate; every rule is in `otpd_core::Service`. A
+//! front door like the dialects: it depends on the shared [`crate::app`] and the core only.
 
 mod accounts;
 mod admin;
@@ -9,31 +10,13 @@ pub(crate) mod extract;
 pub(crate) mod limit;
 mod totp;
 
-use crate::config::Settings;
+use crate::app::AppState;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, StatusCode};
-use otpd_core::Service;
-use std::sync::Arc;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use axum::http::StatusCode;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
-
-/// What handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    /// The service.
-    pub service: Service,
-    /// Rate limits, when on.
-    pub limits: Option<Arc<limit::Limits>>,
-    /// How long a WebSocket may stay open without logging in.
-    pub websocket_login_timeout: std::time::Duration,
-}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -115,49 +98,24 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api().split_for_parts().1
 }
 
-/// The whole application.
-pub fn router(service: Service, settings: &Settings) -> Router {
-    let limits = settings.rate_limits.then(|| {
-        Arc::new(limit::Limits {
-            login: limit::Buckets::new(settings.login_rate),
-            failures: limit::Buckets::new(settings.failure_rate),
-        })
-    });
-    let state = AppState {
-        service,
-        limits,
-        websocket_login_timeout: settings.websocket_login_timeout,
-    };
+/// The native API's routes with `/openapi.json` and the Swagger UI at `/docs`, for the
+/// application's composition ([`crate::app::router`]).
+pub(crate) fn routes() -> Router<AppState> {
     let (router, spec) = api().split_for_parts();
-    let request_id = HeaderName::from_static("x-request-id");
-    router
-        .merge(crate::truenas::router())
-        // The validator is off: Swagger UI would otherwise send the spec's address to an
-        // outside service from every browser that opens /docs under a public host name.
-        .merge(
-            SwaggerUi::new("/docs")
-                .url("/openapi.json", spec)
-                .config(utoipa_swagger_ui::Config::default().validator_url("none")),
-        )
-        .fallback(|| async {
-            error::ApiError::Request(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such endpoint".into(),
-            )
-        })
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            limit::limit,
-        ))
-        .layer(DefaultBodyLimit::max(settings.body_limit))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            settings.request_timeout,
-        ))
-        .layer(CatchPanicLayer::new())
-        .layer(TraceLayer::new_for_http())
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .with_state(state)
+    // The validator is off: Swagger UI would otherwise send the spec's address to an
+    // outside service from every browser that opens /docs under a public host name.
+    router.merge(
+        SwaggerUi::new("/docs")
+            .url("/openapi.json", spec)
+            .config(utoipa_swagger_ui::Config::default().validator_url("none")),
+    )
+}
+
+/// The answer to a path no front door serves (problem+json, the native API's format).
+pub(crate) async fn not_found() -> error::ApiError {
+    error::ApiError::Request(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint".into(),
+    )
 }

@@ -1,8 +1,8 @@
 //! `/api/v1/accounts`.
 
-use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, ApiPath as Path, ApiQuery as Query, Auth, Meta, StepUpCode};
+use crate::app::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use otpd_core::{Account, AccountPatch, NewAccount, Role};

@@ -1,15 +1,15 @@
 //! Extractors: the caller (bearer token → principal), the request's origin, and JSON bodies
 //! whose rejections are problem+json like every other error.
 
-use super::AppState;
 use super::error::ApiError;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use crate::app::AppState;
+use crate::app::client::Client;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use otpd_core::{CoreError, Door, Principal, RequestMeta};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
-use std::net::SocketAddr;
 
 /// A JSON body; malformed JSON, wrong types, unknown fields and keys named twice (at any
 /// depth, [`crate::json`]) are `400 malformed_request`, a wrong content type `415`, an
@@ -62,27 +62,15 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
-/// Where the request came from, for sessions and the audit trail.
+/// Where the request came from, for sessions and the audit trail (the native API's door).
 pub struct Meta(pub RequestMeta);
 
 impl<S: Send + Sync> FromRequestParts<S> for Meta {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let remote_addr = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
-        let request_id = parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(128).collect());
-        Ok(Meta(RequestMeta {
-            door: Door::Rest,
-            remote_addr,
-            request_id,
-        }))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let client = Client::from_request_parts(parts, state).await?;
+        Ok(Meta(client.meta(Door::Rest)))
     }
 }
 

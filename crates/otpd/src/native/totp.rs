@@ -1,8 +1,8 @@
 //! `/api/v1/accounts/{username}/totp` and `/recovery-codes`.
 
-use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, ApiPath as Path, Auth, Meta, StepUpCode};
+use crate::app::AppState;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

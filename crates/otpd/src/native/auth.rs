@@ -1,8 +1,8 @@
 //! `/api/v1/auth/*`, `/api/v1/me`, `/api/v1/sessions`, `/api/v1/api-keys`.
 
-use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, ApiPath as Path, ApiQuery as Query, Auth, Meta};
+use crate::app::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use otpd_core::{Account, ApiKeyInfo, LoginOutcome, NewApiKey, Principal, SessionInfo};

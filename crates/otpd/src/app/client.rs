@@ -1,0 +1,45 @@
+//! Who is on the other end: the peer address and the request id, for sessions and the
+//! audit trail of whichever door the request came through.
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use otpd_core::{Door, RequestMeta};
+use std::net::SocketAddr;
+
+/// The client of a request: its address (from the connection) and its `X-Request-Id`.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// The peer's IP address, if the connection has one.
+    pub remote_addr: Option<String>,
+    /// The request id (at most 128 characters).
+    pub request_id: Option<String>,
+}
+
+impl Client {
+    /// The [`RequestMeta`] of a request that came through `door`.
+    pub fn meta(self, door: Door) -> RequestMeta {
+        RequestMeta {
+            door,
+            remote_addr: self.remote_addr,
+            request_id: self.request_id,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Client {
+            remote_addr: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+            request_id: parts
+                .headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(128).collect()),
+        })
+    }
+}

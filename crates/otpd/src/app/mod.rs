@@ -1,0 +1,67 @@
+//! The front doors' shared home: the application state, the composition of every door
+//! into one router with the layers they all get (body limit, request timeout, panic
+//! catching, tracing, request ids, rate limits), and the small toolkit a door needs (the
+//! client's address, the rate-limit state). Each door — the native API in `native/`, each
+//! dialect in its own folder — depends on this module and on `otpd-core` only, never on
+//! another door; a new dialect adds its folder and one `merge` below.
+
+pub mod client;
+pub mod limit;
+
+use crate::config::Settings;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, StatusCode};
+use otpd_core::Service;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// What every door's handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The service: every rule.
+    pub service: Service,
+    /// Per-address rate limits, when on.
+    pub limits: Option<Arc<limit::Limits>>,
+    /// How long a WebSocket may stay open without logging in.
+    pub websocket_login_timeout: Duration,
+}
+
+/// The whole application: every front door, and the layers they share.
+pub fn router(service: Service, settings: &Settings) -> Router {
+    let limits = settings.rate_limits.then(|| {
+        Arc::new(limit::Limits {
+            login: limit::Buckets::new(settings.login_rate),
+            failures: limit::Buckets::new(settings.failure_rate),
+        })
+    });
+    let state = AppState {
+        service,
+        limits,
+        websocket_login_timeout: settings.websocket_login_timeout,
+    };
+    let request_id = HeaderName::from_static("x-request-id");
+    crate::native::routes()
+        .merge(crate::truenas::router())
+        .fallback(crate::native::not_found)
+        // The per-address budgets answer in the native API's format: the limited requests
+        // are HTTP ones (a WebSocket's calls are limited by its dialect, in its format).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::native::limit::limit,
+        ))
+        .layer(DefaultBodyLimit::max(settings.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            settings.request_timeout,
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
