@@ -79,6 +79,16 @@ pub struct ServeArgs {
     /// Seconds a WebSocket (TrueNAS) may stay open without logging in [default: 30].
     #[arg(long, env = "OTPD_WEBSOCKET_LOGIN_TIMEOUT")]
     pub websocket_login_timeout: Option<u64>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "OTPD_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "OTPD_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate generated once and kept in the data
+    /// directory (`tls-cert.pem`, `tls-key.pem`); its SHA-256 fingerprint is printed at start.
+    #[arg(long, env = "OTPD_TLS_SELF_SIGNED")]
+    pub tls_self_signed: Option<Switch>,
 }
 
 /// `on`/`off` (also `true`/`false`, `1`/`0`).
@@ -114,6 +124,20 @@ impl std::str::FromStr for Switch {
     }
 }
 
+/// Where the HTTPS certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    /// PEM files given by the operator.
+    Files {
+        /// The certificate chain.
+        cert: PathBuf,
+        /// Its private key.
+        key: PathBuf,
+    },
+    /// Generated once, kept in the data directory.
+    SelfSigned,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -146,6 +170,9 @@ struct FileConfig {
     idle_timeout: Option<u64>,
     max_connections_per_address: Option<usize>,
     websocket_login_timeout: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_self_signed: Option<Switch>,
 }
 
 /// Resolved settings.
@@ -187,6 +214,8 @@ pub struct Settings {
     pub max_connections_per_address: usize,
     /// Longest time a WebSocket may stay open without logging in.
     pub websocket_login_timeout: Duration,
+    /// HTTPS on the listener, when set.
+    pub tls: Option<Tls>,
 }
 
 impl Settings {
@@ -271,6 +300,22 @@ impl Settings {
                     .or(file.websocket_login_timeout)
                     .unwrap_or(30),
             ),
+            tls: match (
+                serve.tls_cert.clone().or(file.tls_cert),
+                serve.tls_key.clone().or(file.tls_key),
+                serve
+                    .tls_self_signed
+                    .or(file.tls_self_signed)
+                    .is_some_and(|s| s.0),
+            ) {
+                (None, None, false) => None,
+                (Some(cert), Some(key), false) => Some(Tls::Files { cert, key }),
+                (None, None, true) => Some(Tls::SelfSigned),
+                (Some(_), None, false) | (None, Some(_), false) => {
+                    bail!("tls_cert and tls_key go together")
+                }
+                _ => bail!("tls_self_signed or tls_cert/tls_key, not both"),
+            },
             data_dir,
             database_url,
         };

@@ -27,8 +27,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-/// The limits of [`serve`].
-#[derive(Debug, Clone, Copy)]
+/// The limits of [`serve`], and its TLS.
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Longest wait for a request's headers, from the connection's start or the end of the
     /// previous response (hyper's HTTP/1 `header_read_timeout`; before the protocol is
@@ -41,14 +41,21 @@ pub struct Limits {
     /// How long a connection asked to close (idle, or the server stopping) may take to
     /// finish what is in flight before it is dropped: an HTTP/2 client may ignore GOAWAY.
     pub grace: Duration,
+    /// HTTPS: every connection is a TLS one, its handshake due within
+    /// `header_read_timeout`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
+
+/// A connection's byte stream: plain TCP, or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets the requests in flight
 /// finish (graceful shutdown of every connection) and returns.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    limits: Limits,
+    limits: &Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let counts = Counts::default();
@@ -98,7 +105,24 @@ pub async fn serve(
         };
         let mut stop = stop_rx.clone();
         let open = open_rx.clone();
+        let tls = limits.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        let limits = limits.clone();
         tokio::spawn(async move {
+            let io: Box<dyn Io> = match tls {
+                None => Box::new(io),
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(io))
+                        .await
+                    {
+                        Ok(Ok(stream)) => Box::new(stream),
+                        _ => {
+                            tracing::debug!(peer = %peer.ip(), "no TLS handshake");
+                            drop(open);
+                            return;
+                        }
+                    }
+                }
+            };
             let mut builder = Builder::new(TokioExecutor::new());
             builder
                 .http1()

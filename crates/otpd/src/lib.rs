@@ -11,6 +11,7 @@ pub mod json;
 pub mod native;
 pub mod qr;
 pub mod server;
+pub mod tls;
 pub mod truenas;
 
 /// Starts logging to standard error (`OTPD_LOG` or `RUST_LOG` filter, default `info`).

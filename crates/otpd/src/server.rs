@@ -15,6 +15,8 @@ pub struct Server {
     listener: TcpListener,
     service: Service,
     settings: Settings,
+    /// HTTPS, when configured.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -36,10 +38,18 @@ impl Server {
             .with_context(|| format!("binding {}", settings.listen))?;
         let service = boot::open_with_clock(&settings, clock, boot::Create::Yes).await?;
         boot::bootstrap_admin(&service, &settings, true).await?;
+        let tls = match crate::tls::server_config(&settings)? {
+            Some((config, fingerprint)) => {
+                println!("HTTPS certificate SHA-256 fingerprint: {fingerprint}");
+                Some(config)
+            }
+            None => None,
+        };
         Ok(Server {
             listener,
             service,
             settings,
+            tls,
         })
     }
 
@@ -67,8 +77,9 @@ impl Server {
             max_per_address: self.settings.max_connections_per_address,
             // Requests in flight end within the request timeout (503), and then some.
             grace: self.settings.request_timeout + Duration::from_secs(1),
+            tls: self.tls.clone(),
         };
-        crate::connections::serve(self.listener, app, limits, shutdown).await?;
+        crate::connections::serve(self.listener, app, &limits, shutdown).await?;
         self.service.db().close().await;
         Ok(())
     }

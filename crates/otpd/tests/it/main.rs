@@ -9,6 +9,7 @@ mod authz;
 mod bad_input;
 mod cli;
 mod helpers;
+mod https;
 mod multi;
 mod outage;
 mod process;
