@@ -3,7 +3,7 @@
 
 use super::sessions::Revoke;
 use super::totp::StepUp;
-use super::{Audit, Need, Service, Shown, commit, new_id};
+use super::{Audit, Need, Outcome, Service, Shown, commit, new_id};
 use crate::model::{roles_from_db, roles_to_db};
 use crate::store::{flag, is_unique_violation};
 use crate::{
@@ -457,13 +457,21 @@ impl Service {
                     .verify(current, account.password_hash.clone())
                     .await?
                 {
-                    Ok(())
-                } else {
-                    Err(CoreError::invalid(
-                        "current_password",
-                        "the current password is wrong",
-                    ))
+                    return Ok(());
                 }
+                // A guess at the password by whoever holds the session or key: audited, and
+                // refused as forbidden, so that front doors count it against the address.
+                let actor = principal.actor();
+                self.audit_alone(Audit {
+                    actor: &actor,
+                    account: Some(&account.account.username),
+                    action: "account.password",
+                    outcome: Outcome::Failure,
+                    reason: Some("wrong current password"),
+                    meta,
+                })
+                .await?;
+                Err(CoreError::forbidden("the current password is wrong"))
             }
         }
     }

@@ -482,7 +482,7 @@ async fn recovery_ends_every_credential_an_attacker_may_hold() {
             &meta(),
         )
         .await;
-    assert!(matches!(wrong, Err(CoreError::Invalid { .. })), "{wrong:?}");
+    assert!(matches!(wrong, Err(CoreError::Forbidden(_))), "{wrong:?}");
     env.service
         .set_password(
             &key,
