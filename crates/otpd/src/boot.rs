@@ -104,15 +104,22 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
 /// whatever the umask and the directory's mode: SQLite then creates the `-wal` and `-shm`
 /// files with the database file's mode, so all three stay unreadable to other users.
 fn create_owner_only(path: &Path) -> anyhow::Result<()> {
+    new_owner_only(path).with_context(|| format!("creating {}", path.display()))?;
+    Ok(())
+}
+
+/// A new file readable only by its owner, or `None` if `path` already exists (never
+/// overwritten).
+fn new_owner_only(path: &Path) -> std::io::Result<Option<fs::File>> {
     match OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
     {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -222,21 +229,15 @@ pub fn install_key_file(staged: &Path, path: &Path) -> anyhow::Result<()> {
 
 /// Writes a new file readable only by its owner; never overwrites one.
 pub fn write_secret_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(mut file) => {
+    let written = || -> std::io::Result<()> {
+        if let Some(mut file) = new_owner_only(path)? {
             file.write_all(contents)?;
             file.write_all(b"\n")?;
             file.sync_all()?;
-            Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
-    }
+        Ok(())
+    };
+    written().with_context(|| format!("writing {}", path.display()))
 }
 
 /// Creates the bootstrap administrator on a database without accounts (whichever command

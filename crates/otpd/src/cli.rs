@@ -315,18 +315,8 @@ struct AuditArgs {
 /// closed pipe ends the command quietly instead of a panic after the change was made.
 static OUTPUT: Mutex<String> = Mutex::new(String::new());
 
-/// `println!` into [`OUTPUT`] (the text is formatted before the lock is taken: its
+/// `print!` into [`OUTPUT`] (the text is formatted before the lock is taken: its
 /// arguments may await).
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        let text = format!($($arg)*);
-        let mut output = OUTPUT.lock().unwrap_or_else(PoisonError::into_inner);
-        output.push_str(&text);
-        output.push('\n');
-    }};
-}
-
-/// `print!` into [`OUTPUT`].
 macro_rules! say_raw {
     ($($arg:tt)*) => {{
         let text = format!($($arg)*);
@@ -335,6 +325,13 @@ macro_rules! say_raw {
             .unwrap_or_else(PoisonError::into_inner)
             .push_str(&text);
     }};
+}
+
+/// `println!` into [`OUTPUT`].
+macro_rules! say {
+    ($($arg:tt)*) => {
+        say_raw!("{}\n", format_args!($($arg)*))
+    };
 }
 
 /// Writes what [`OUTPUT`] holds to standard output in one write, and empties it.

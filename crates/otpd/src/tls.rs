@@ -8,7 +8,7 @@ use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The self-signed certificate's files in the data directory.
@@ -72,12 +72,7 @@ fn self_signed(settings: &Settings) -> anyhow::Result<(PathBuf, PathBuf)> {
     }
     let generated =
         rcgen::generate_simple_self_signed(names).context("generating a TLS certificate")?;
-    write_new(&key, generated.signing_key.serialize_pem().as_bytes())?;
-    write_new(&cert, generated.cert.pem().as_bytes())?;
+    crate::boot::write_secret_file(&key, generated.signing_key.serialize_pem().as_bytes())?;
+    crate::boot::write_secret_file(&cert, generated.cert.pem().as_bytes())?;
     Ok((cert, key))
-}
-
-/// Writes a new owner-only file (never overwrites one).
-fn write_new(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    crate::boot::write_secret_file(path, contents)
 }

@@ -337,20 +337,12 @@ impl Service {
             .fetch_optional(conn)
             .await?;
         let subject = crate::model::roles_from_db(roles.as_deref().unwrap_or(""));
-        refuse_unless_covered(caller, &subject)
-    }
-}
-
-/// [`crate::roles_cover`] as the service's answer.
-pub(crate) fn refuse_unless_covered(
-    caller: &crate::Caller,
-    subject: &crate::Roles,
-) -> CoreResult<()> {
-    if crate::roles_cover(&caller.roles, subject) {
-        Ok(())
-    } else {
-        Err(CoreError::forbidden(
-            "not allowed to manage an account whose roles exceed your own",
-        ))
+        if crate::roles_cover(&caller.roles, &subject) {
+            Ok(())
+        } else {
+            Err(CoreError::forbidden(
+                "not allowed to manage an account whose roles exceed your own",
+            ))
+        }
     }
 }

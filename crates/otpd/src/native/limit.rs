@@ -19,15 +19,7 @@ const PROBE_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 
 /// The API key the request carries, if any (not yet checked).
 fn api_key(request: &Request) -> Option<Zeroizing<String>> {
-    request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+    super::extract::bearer(request.headers())
         .filter(|k| otpd_core::is_api_key(k))
         .map(|k| Zeroizing::new(k.to_owned()))
 }

@@ -244,15 +244,6 @@ pub async fn resync(
     Ok(ApiJson(ResyncResponse { drift }))
 }
 
-/// The key URI of a pending enrollment, for its QR code (its owner or full admins).
-async fn pending_uri(
-    s: &AppState,
-    p: &otpd_core::Principal,
-    username: &str,
-) -> Result<otpd_core::Shown, ApiError> {
-    Ok(s.service.pending_key_uri(p, username).await?)
-}
-
 /// An image response that no cache may keep: it holds the secret.
 fn image(content_type: &'static str, body: Vec<u8>) -> Response {
     let mut response = body.into_response();
@@ -270,7 +261,7 @@ pub async fn qr_svg(
     Auth(p): Auth,
     Path(username): Path<String>,
 ) -> Result<Response, ApiError> {
-    let uri = pending_uri(&s, &p, &username).await?;
+    let uri = s.service.pending_key_uri(&p, &username).await?;
     let svg = crate::qr::svg(uri.expose()).map_err(|e| CoreError::Internal(e.into()))?;
     Ok(image("image/svg+xml", svg.into_bytes()))
 }
@@ -283,7 +274,7 @@ pub async fn qr_png(
     Auth(p): Auth,
     Path(username): Path<String>,
 ) -> Result<Response, ApiError> {
-    let uri = pending_uri(&s, &p, &username).await?;
+    let uri = s.service.pending_key_uri(&p, &username).await?;
     let png = crate::qr::png(uri.expose(), 6).map_err(|e| CoreError::Internal(e.into()))?;
     Ok(image("image/png", png))
 }
