@@ -4,6 +4,7 @@ use crate::{CoreError, CoreResult};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
@@ -21,6 +22,8 @@ pub struct Passwords {
     /// A hash of a random password: verified against when the account does not exist, so an
     /// unknown user costs the same time as a known one (no user enumeration by timing).
     dummy: Arc<str>,
+    /// Passwords verified so far (what the remembered Basic credentials save).
+    verified: Arc<AtomicU64>,
 }
 
 impl Passwords {
@@ -32,6 +35,7 @@ impl Passwords {
         let mut this = Passwords {
             permits: Arc::new(Semaphore::new(permits.max(1))),
             dummy: Arc::from(""),
+            verified: Arc::new(AtomicU64::new(0)),
         };
         let password = Zeroizing::new(data_encoding::HEXLOWER.encode(random.as_slice()));
         this.dummy = Arc::from(this.hash(password).await?.as_str());
@@ -73,6 +77,11 @@ impl Passwords {
         .map_err(|_| CoreError::Internal("password hashing task failed".into()))?
     }
 
+    /// How many passwords this hasher has verified (each an Argon2id hash), since start.
+    pub fn verified(&self) -> u64 {
+        self.verified.load(Ordering::Relaxed)
+    }
+
     /// Whether `password` matches `hash`; with no hash (unknown user, or password login
     /// disabled) the dummy hash is verified instead and the answer is `false`.
     pub async fn verify(
@@ -85,6 +94,7 @@ impl Passwords {
             .acquire()
             .await
             .map_err(|_| CoreError::Internal("hasher closed".into()))?;
+        self.verified.fetch_add(1, Ordering::Relaxed);
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy.to_string());
         let ok = tokio::task::spawn_blocking(move || {

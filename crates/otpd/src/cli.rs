@@ -175,6 +175,7 @@ impl From<Options> for TotpOptions {
             digits: o.digits,
             interval: o.interval,
             algorithm: o.algorithm,
+            comment: None,
         }
     }
 }

@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod bulk;
 mod commit;
+mod directory;
 mod keys;
 mod recovery;
 mod sessions;
@@ -14,8 +15,11 @@ mod totp;
 pub use accounts::{AccountPatch, NewAccount};
 pub use admin::{AuditEvent, AuditQuery};
 pub use bulk::BulkAccount;
+pub use directory::{DeploymentIdentity, DirectoryEntry, DirectoryQuery, FactorSummary};
 pub use keys::{DataKeyInfo, KeyStatus, Rotation};
-pub use sessions::{ApiKeyInfo, LoginOutcome, NewApiKey, SessionInfo, Token, is_api_key};
+pub use sessions::{
+    ApiKeyInfo, LoginOutcome, NewApiKey, PASSWORD_MEMO_SECS, SessionInfo, Token, is_api_key,
+};
 pub use totp::{Enrollment, Provisioned, Renewal, TotpOptions, TotpStatus};
 
 use crate::store::Db;
@@ -47,6 +51,8 @@ struct Inner {
     policies: admin::PolicyMemo,
     /// The API keys found, with the credential epoch they were read at.
     api_keys: sessions::KeyMemo,
+    /// The passwords checked on every request (HTTP Basic) that succeeded lately.
+    passwords_seen: sessions::PasswordMemo,
 }
 
 /// A secret shown to a person once (a TOTP secret, a key URI, a recovery code, a token).
@@ -149,6 +155,7 @@ impl Service {
                 group_commit,
                 policies: admin::PolicyMemo::default(),
                 api_keys: sessions::KeyMemo::default(),
+                passwords_seen: sessions::PasswordMemo::new()?,
             }),
         };
         let now = service.now();
@@ -159,6 +166,7 @@ impl Service {
             .bind(now)
             .execute(&service.inner.db.write)
             .await?;
+        service.ensure_deployment_identity().await?;
         Ok(service)
     }
 
@@ -171,7 +179,8 @@ impl Service {
         self.inner.clock.now()
     }
 
-    pub(crate) fn passwords(&self) -> &Passwords {
+    /// The password hasher (its work counts are what operators watch).
+    pub fn passwords(&self) -> &Passwords {
         &self.inner.passwords
     }
 

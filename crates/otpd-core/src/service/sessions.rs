@@ -157,7 +157,159 @@ impl KeyMemo {
     }
 }
 
+/// How long (seconds) a password that authenticated a request is remembered.
+pub const PASSWORD_MEMO_SECS: i64 = 60;
+
+/// Passwords checked on every request (HTTP Basic: ONTAP clients send the password with
+/// each call) that this instance has seen succeed, so that fifty calls do not cost fifty
+/// Argon2id hashes.
+///
+/// Entries are keyed by HMAC-SHA256 of the username and password under a random key made
+/// at start and never stored — the password itself is never kept, and a memory dump yields
+/// no offline-guessable hash. An entry is trusted only while the credential epoch read at
+/// the request equals the one it was made at (a password change, rename, role change, lock
+/// or deletion moves it, migrations 0005 and 0006, on any instance), and for at most
+/// [`PASSWORD_MEMO_SECS`] seconds. Only successes are kept; the map is emptied when it
+/// reaches [`PasswordMemo::CAPACITY`] entries.
+pub(crate) struct PasswordMemo {
+    key: Zeroizing<[u8; 32]>,
+    known: Mutex<HashMap<[u8; 32], KnownPassword>>,
+}
+
+#[derive(Clone)]
+struct KnownPassword {
+    epoch: i64,
+    checked_at: i64,
+    caller: Caller,
+}
+
+impl PasswordMemo {
+    const CAPACITY: usize = 1024;
+
+    pub(crate) fn new() -> CoreResult<Self> {
+        let mut key = Zeroizing::new([0u8; 32]);
+        getrandom::fill(key.as_mut_slice())
+            .map_err(|_| CoreError::Internal("system RNG failed".into()))?;
+        Ok(PasswordMemo {
+            key,
+            known: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn entries(&self) -> MutexGuard<'_, HashMap<[u8; 32], KnownPassword>> {
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The keyed hash of a credential: the username's length first, so that no two
+    /// (username, password) pairs hash the same input.
+    fn id(&self, username: &str, password: &str) -> [u8; 32] {
+        use hmac::{Hmac, KeyInit, Mac};
+        let mut out = [0u8; 32];
+        if let Ok(mut mac) = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(self.key.as_slice()) {
+            mac.update(&(username.len() as u64).to_be_bytes());
+            mac.update(username.as_bytes());
+            mac.update(password.as_bytes());
+            out.copy_from_slice(&mac.finalize().into_bytes());
+        }
+        out
+    }
+
+    fn get(&self, id: &[u8; 32], epoch: i64, now: i64) -> Option<Caller> {
+        let mut entries = self.entries();
+        let known = entries.get(id)?;
+        if known.epoch == epoch && (0..PASSWORD_MEMO_SECS).contains(&(now - known.checked_at)) {
+            return Some(known.caller.clone());
+        }
+        entries.remove(id);
+        None
+    }
+
+    fn remember(&self, id: [u8; 32], known: KnownPassword) {
+        let mut entries = self.entries();
+        if entries.len() >= Self::CAPACITY && !entries.contains_key(&id) {
+            entries.clear();
+        }
+        entries.insert(id, known);
+    }
+}
+
 impl Service {
+    /// Authenticates a request that carries a username and password (HTTP Basic), with no
+    /// session: the principal has proven no second factor, so anything that needs step-up
+    /// still needs a code. A failure is audited like a failed login and answers
+    /// [`CoreError::Unauthenticated`] — unknown user, wrong or disabled password and locked
+    /// account alike, after the same Argon2id work. A success is remembered for a minute
+    /// ([`PasswordMemo`]); it is no login, so it is not audited and makes no session. An
+    /// account that policy requires to enroll and has not gets the principal of an
+    /// enrollment session (itself only, enrolling only).
+    pub async fn authenticate_password(
+        &self,
+        username: &str,
+        password: Zeroizing<String>,
+        meta: &RequestMeta,
+    ) -> CoreResult<Principal> {
+        let memo = &self.inner.passwords_seen;
+        let id = memo.id(username, &password);
+        let epoch = self.db().credential_epoch().await?;
+        let now = self.now();
+        if let Some(caller) = memo.get(&id, epoch, now) {
+            return Ok(Principal::Account(caller));
+        }
+        let found = {
+            let mut conn = self.db().read.acquire().await?;
+            self.find_account(&mut conn, username).await?
+        };
+        let hash = found.as_ref().and_then(|a| a.password_hash.clone());
+        let ok = self.passwords().verify(password, hash).await?;
+        let Some(AccountRow { account, .. }) = found.filter(|a| ok && !a.account.locked) else {
+            let subject = found_name(username);
+            self.audit_alone(Audit {
+                actor: subject.as_deref().unwrap_or("anonymous"),
+                account: subject.as_deref(),
+                action: "auth.password",
+                outcome: Outcome::Failure,
+                reason: Some("bad credentials"),
+                meta,
+            })
+            .await?;
+            return Err(CoreError::Unauthenticated);
+        };
+        let policy = self.policy_now().await?;
+        let has_factor: Option<(i64,)> = sqlx::query_as(
+            "SELECT enabled FROM authenticators WHERE account_id = $1 AND state = 'active'",
+        )
+        .bind(account.id.clone())
+        .fetch_optional(&self.db().read)
+        .await?;
+        let kind = if policy.enforced && has_factor.is_none() {
+            SessionKind::Enrollment
+        } else {
+            SessionKind::Session
+        };
+        let caller = Caller {
+            account_id: account.id,
+            username: account.username,
+            roles: account.roles,
+            session_id: None,
+            kind,
+            second_factor_at: None,
+            api_key_id: None,
+        };
+        // An enrollment-only principal changes as soon as the account enrolls, which moves
+        // no epoch: it is checked afresh each time.
+        if kind == SessionKind::Session {
+            memo.remember(
+                id,
+                KnownPassword {
+                    epoch,
+                    checked_at: now,
+                    caller: caller.clone(),
+                },
+            );
+        }
+        Ok(Principal::Account(caller))
+    }
+
     /// Password login. Unknown users, wrong passwords and disabled passwords answer the same
     /// [`CoreError::Unauthenticated`] after the same Argon2 work.
     pub async fn login(

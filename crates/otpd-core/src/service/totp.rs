@@ -30,6 +30,9 @@ pub struct TotpOptions {
     pub interval: Option<u64>,
     /// SHA1, SHA256 or SHA512.
     pub algorithm: Option<String>,
+    /// A free-text comment (ONTAP's `comment`): at most 256 characters, no control
+    /// characters.
+    pub comment: Option<String>,
 }
 
 /// A pending enrollment: scan the URI, then confirm with a code before `expires_at`.
@@ -193,7 +196,7 @@ pub(super) async fn insert_authenticator(
     sqlx::query(
         "INSERT INTO authenticators (id, account_id, kind, state, secret, key_id, algorithm, digits, interval_secs, enabled, comment, \
          fingerprint, last_used_step, drift, failed_attempts, expires_at, created_at) \
-         VALUES ($1, $2, 'totp', $3, $4, $5, $6, $7, $8, 1, '', $9, $10, 0, 0, $11, $12)",
+         VALUES ($1, $2, 'totp', $3, $4, $5, $6, $7, $8, 1, $13, $9, $10, 0, 0, $11, $12)",
     )
     .bind(row.id.to_owned())
     .bind(row.account_id.to_owned())
@@ -207,6 +210,7 @@ pub(super) async fn insert_authenticator(
     .bind(row.last_used_step)
     .bind(row.expires_at)
     .bind(row.now)
+    .bind(row.params.comment.clone())
     .execute(conn)
     .await?;
     Ok(())
@@ -332,6 +336,7 @@ pub(super) struct Params {
     pub(super) algorithm: Algorithm,
     pub(super) digits: Digits,
     pub(super) interval: Interval,
+    pub(super) comment: String,
 }
 
 pub(super) fn params(options: &TotpOptions, base: Params) -> CoreResult<Params> {
@@ -351,11 +356,27 @@ pub(super) fn params(options: &TotpOptions, base: Params) -> CoreResult<Params> 
             .map_err(|_| CoreError::invalid("algorithm", "must be SHA1, SHA256 or SHA512"))?,
         None => base.algorithm,
     };
+    let comment = match &options.comment {
+        Some(c) => checked_comment(c)?,
+        None => base.comment,
+    };
     Ok(Params {
         algorithm,
         digits,
         interval,
+        comment,
     })
+}
+
+/// A comment as stored: at most 256 characters, no control characters.
+fn checked_comment(comment: &str) -> CoreResult<String> {
+    if comment.chars().count() > 256 || comment.chars().any(char::is_control) {
+        return Err(CoreError::invalid(
+            "comment",
+            "must be at most 256 characters, without control characters",
+        ));
+    }
+    Ok(comment.to_owned())
 }
 
 pub(super) fn policy_params(policy: &Policy) -> CoreResult<Params> {
@@ -364,6 +385,7 @@ pub(super) fn policy_params(policy: &Policy) -> CoreResult<Params> {
         algorithm: policy.algorithm.parse().map_err(|_| bad())?,
         digits: Digits::new(u64::from(policy.digits)).map_err(|_| bad())?,
         interval: Interval::new(policy.interval).map_err(|_| bad())?,
+        comment: String::new(),
     })
 }
 
@@ -634,7 +656,8 @@ impl Service {
     /// claimed so that whoever saw it cannot log in with it (DESIGN.md, "Shown once": a
     /// step is claimed only when its code was disclosed). A session limited to enrolling
     /// may provision its own account, and becomes a full session (its second factor not yet
-    /// proven).
+    /// proven). An active, enabled authenticator is a [`CoreError::Conflict`]; one an admin
+    /// has switched off is replaced, as is a pending enrollment.
     pub async fn provision_totp(
         &self,
         principal: &Principal,
@@ -648,7 +671,17 @@ impl Service {
         let subject = self.subject(&mut tx, username).await?;
         self.may_manage(&mut tx, principal, &subject.account_id)
             .await?;
-        refuse_if_active(&subject)?;
+        // One an admin has switched off is no second factor (ONTAP's lost-key procedure:
+        // the admin disables it, the owner creates a new one): it is replaced.
+        if subject
+            .authenticator
+            .as_ref()
+            .is_some_and(|a| a.is_active() && a.enabled)
+        {
+            return Err(CoreError::Conflict(
+                "an authenticator is already active; renew or remove it".into(),
+            ));
+        }
         let p = params(options, policy_params(&subject.policy)?)?;
         let SealedSecret {
             id,
@@ -741,6 +774,7 @@ impl Service {
                 algorithm: auth.algorithm,
                 digits: auth.digits,
                 interval: auth.interval,
+                comment: auth.comment.clone(),
             },
         )?;
         self.step_up(principal, &subject, step_up_code, meta)
@@ -757,7 +791,7 @@ impl Service {
         } = self.seal_secret(&mut tx, auth.id.clone(), secret).await?;
         sqlx::query(
             "UPDATE authenticators SET secret = $1, key_id = $8, algorithm = $2, digits = $3, interval_secs = $4, fingerprint = $5, last_used_step = NULL, \
-             drift = 0, failed_attempts = 0, locked_until = NULL, renewed_at = $6 WHERE id = $7",
+             drift = 0, failed_attempts = 0, locked_until = NULL, renewed_at = $6, comment = $9 WHERE id = $7",
         )
         .bind(sealed)
         .bind(p.algorithm.as_str())
@@ -767,6 +801,7 @@ impl Service {
         .bind(self.now())
         .bind(auth.id.clone())
         .bind(key_id)
+        .bind(p.comment.clone())
         .execute(&mut *tx)
         .await?;
         self.revoke_credentials_tx(&mut tx, &subject.account_id, principal, Revoke::Recovery)
@@ -806,14 +841,7 @@ impl Service {
             Need::SelfOr2faAdmin
         };
         self.authorize(principal, Some(username), need, false)?;
-        if let Some(c) = &comment
-            && (c.chars().count() > 256 || c.chars().any(char::is_control))
-        {
-            return Err(CoreError::invalid(
-                "comment",
-                "must be at most 256 characters, without control characters",
-            ));
-        }
+        let comment = comment.as_deref().map(checked_comment).transpose()?;
         let subject = self.managed_subject(principal, username).await?;
         if enabled == Some(false) {
             self.step_up(principal, &subject, step_up_code, meta)
@@ -1220,6 +1248,7 @@ impl Service {
             algorithm: auth.algorithm,
             digits: auth.digits,
             interval: auth.interval,
+            comment: String::new(),
         };
         key_uri(&subject.policy, &subject.username, &secret, &p)
     }

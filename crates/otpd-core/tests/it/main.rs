@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod directory;
 mod guard;
 mod helpers;
 mod keys;

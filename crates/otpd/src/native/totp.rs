@@ -31,6 +31,7 @@ impl From<OptionsRequest> for TotpOptions {
             digits: r.digits,
             interval: r.interval,
             algorithm: r.algorithm,
+            comment: None,
         }
     }
 }

@@ -515,6 +515,7 @@ pub(super) async fn renew_2fa_secret(
         digits: digits.and_then(|d| u64::try_from(d).ok()),
         interval: interval.and_then(|i| u64::try_from(i).ok()),
         algorithm: None,
+        comment: None,
     };
     let meta = conn.meta.clone();
     let (uri, digits, interval) = if account.twofactor_configured {

@@ -1,0 +1,182 @@
+//! The directory: accounts listed by name with their second factor, page by page (what the
+//! dialects' collections show, ONTAP's `/api/security/login/totps` and
+//! `/api/security/accounts`), and the deployment's stable identity as dialects name it
+//! (ONTAP's cluster and SVM).
+
+use super::{Need, Service};
+use crate::model::roles_from_db;
+use crate::{CoreError, CoreResult, Principal, Roles, Username};
+use sqlx::Row;
+
+/// The deployment's identity: made once (at the first start), the same on every instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentIdentity {
+    /// The cluster's UUID (ONTAP `/api/cluster` `uuid`).
+    pub cluster_uuid: String,
+    /// The cluster's name.
+    pub cluster_name: String,
+    /// The one SVM's UUID (ONTAP's `owner.uuid` of every account and TOTP profile).
+    pub svm_uuid: String,
+    /// The SVM's name (`owner.name`).
+    pub svm_name: String,
+}
+
+/// A page request: accounts by name (case-insensitively), strictly after (or, descending,
+/// strictly before) `after`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirectoryQuery {
+    /// The name of the last entry of the previous page.
+    pub after: Option<String>,
+    /// Names in descending order.
+    pub descending: bool,
+    /// Entries at most (1 to 1000).
+    pub limit: u32,
+    /// Only accounts with an active authenticator.
+    pub with_factor_only: bool,
+}
+
+/// One account as the directory lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryEntry {
+    /// The account's name.
+    pub username: String,
+    /// Its roles.
+    pub roles: Roles,
+    /// Whether the account is locked.
+    pub locked: bool,
+    /// Its active authenticator (a pending enrollment is none).
+    pub factor: Option<FactorSummary>,
+}
+
+/// An active authenticator, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactorSummary {
+    /// Whether it is asked for (an admin may switch it off).
+    pub enabled: bool,
+    /// Free-text comment.
+    pub comment: String,
+    /// SHA-256 of the secret, 64 hex characters (ONTAP's `sha_fingerprint`).
+    pub fingerprint: String,
+}
+
+macro_rules! directory_sql {
+    ($where:literal, $order:literal) => {
+        concat!(
+            "SELECT a.username, a.roles, a.locked, t.enabled, t.comment, t.fingerprint FROM accounts a \
+             LEFT JOIN authenticators t ON t.account_id = a.id AND t.kind = 'totp' AND t.state = 'active' \
+             WHERE ",
+            $where,
+            " AND ($2 = 0 OR t.id IS NOT NULL) ORDER BY a.username_key ",
+            $order,
+            " LIMIT $3"
+        )
+    };
+}
+
+const ASCENDING: &str = directory_sql!("a.username_key > $1", "ASC");
+const DESCENDING_BEFORE: &str = directory_sql!("a.username_key < $1", "DESC");
+const DESCENDING_FROM_END: &str = directory_sql!("$1 = $1", "DESC");
+const ONE: &str = directory_sql!("a.username_key = $1", "ASC");
+
+impl Service {
+    /// The deployment's identity, made by the first [`Service::new`] on the database.
+    pub async fn deployment_identity(&self) -> CoreResult<DeploymentIdentity> {
+        let row = sqlx::query(
+            "SELECT cluster_uuid, cluster_name, svm_uuid, svm_name FROM deployment_identity WHERE id = 1",
+        )
+        .fetch_one(&self.db().read)
+        .await?;
+        Ok(DeploymentIdentity {
+            cluster_uuid: row.try_get("cluster_uuid")?,
+            cluster_name: row.try_get("cluster_name")?,
+            svm_uuid: row.try_get("svm_uuid")?,
+            svm_name: row.try_get("svm_name")?,
+        })
+    }
+
+    /// Makes the deployment's identity unless it exists (instances starting together agree:
+    /// the first insert wins).
+    pub(super) async fn ensure_deployment_identity(&self) -> CoreResult<()> {
+        sqlx::query(
+            "INSERT INTO deployment_identity (id, cluster_uuid, cluster_name, svm_uuid, svm_name, created_at) \
+             VALUES (1, $1, 'otpd', $2, 'otpd', $3) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(self.now())
+        .execute(&self.db().write)
+        .await?;
+        Ok(())
+    }
+
+    /// A page of the directory, by name. Admins (read-only ones included) see every
+    /// account; a plain account sees only itself; a verifier nothing.
+    pub async fn list_directory(
+        &self,
+        principal: &Principal,
+        query: &DirectoryQuery,
+    ) -> CoreResult<Vec<DirectoryEntry>> {
+        let only_factor = i64::from(query.with_factor_only);
+        let limit = i64::from(query.limit.clamp(1, 1000));
+        let rows = if self
+            .authorize(principal, None, Need::AnyAdmin, false)
+            .is_ok()
+        {
+            let (sql, cursor) = match (&query.after, query.descending) {
+                (after, false) => (ASCENDING, after.as_deref().map(key).unwrap_or_default()),
+                (Some(after), true) => (DESCENDING_BEFORE, key(after)),
+                (None, true) => (DESCENDING_FROM_END, String::new()),
+            };
+            sqlx::query(sql)
+                .bind(cursor)
+                .bind(only_factor)
+                .bind(limit)
+                .fetch_all(&self.db().read)
+                .await?
+        } else {
+            let Principal::Account(caller) = principal else {
+                return Err(CoreError::forbidden("not allowed"));
+            };
+            self.authorize(principal, Some(&caller.username), Need::SelfOrReader, true)?;
+            let own = key(&caller.username);
+            let beyond = match (&query.after, query.descending) {
+                (None, _) => true,
+                (Some(after), false) => own > key(after),
+                (Some(after), true) => own < key(after),
+            };
+            if !beyond {
+                return Ok(Vec::new());
+            }
+            sqlx::query(ONE)
+                .bind(own)
+                .bind(only_factor)
+                .bind(limit)
+                .fetch_all(&self.db().read)
+                .await?
+        };
+        rows.iter()
+            .map(|row| {
+                let fingerprint: Option<String> = row.try_get("fingerprint")?;
+                Ok(DirectoryEntry {
+                    username: row.try_get("username")?,
+                    roles: roles_from_db(&row.try_get::<String, _>("roles")?),
+                    locked: row.try_get::<i64, _>("locked")? != 0,
+                    factor: match fingerprint {
+                        Some(fingerprint) => Some(FactorSummary {
+                            enabled: row.try_get::<i64, _>("enabled")? != 0,
+                            comment: row.try_get("comment")?,
+                            fingerprint,
+                        }),
+                        None => None,
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
+/// The lookup key of a name (names compare case-insensitively); a cursor that is no valid
+/// name still orders correctly in its lower-cased form.
+fn key(name: &str) -> String {
+    Username::parse(name).map_or_else(|_| name.to_ascii_lowercase(), |u| u.key())
+}
