@@ -89,6 +89,10 @@ pub struct ServeArgs {
     /// directory (`tls-cert.pem`, `tls-key.pem`); its SHA-256 fingerprint is printed at start.
     #[arg(long, env = "OTPD_TLS_SELF_SIGNED")]
     pub tls_self_signed: Option<Switch>,
+    /// The ONTAP dialect at `/api/security/…`, `/api/svm/…`, `/api/cluster`: on or off
+    /// [default: on].
+    #[arg(long, env = "OTPD_ONTAP")]
+    pub ontap: Option<Switch>,
 }
 
 /// `on`/`off` (also `true`/`false`, `1`/`0`).
@@ -173,6 +177,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_self_signed: Option<Switch>,
+    ontap: Option<Switch>,
 }
 
 /// Resolved settings.
@@ -216,6 +221,8 @@ pub struct Settings {
     pub websocket_login_timeout: Duration,
     /// HTTPS on the listener, when set.
     pub tls: Option<Tls>,
+    /// Whether the ONTAP dialect is served.
+    pub ontap: bool,
 }
 
 impl Settings {
@@ -300,6 +307,7 @@ impl Settings {
                     .or(file.websocket_login_timeout)
                     .unwrap_or(30),
             ),
+            ontap: serve.ontap.or(file.ontap).is_none_or(|s| s.0),
             tls: match (
                 serve.tls_cert.clone().or(file.tls_cert),
                 serve.tls_key.clone().or(file.tls_key),

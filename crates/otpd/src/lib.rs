@@ -9,6 +9,7 @@ pub mod config;
 pub mod connections;
 pub mod json;
 pub mod native;
+pub mod ontap;
 pub mod qr;
 pub mod server;
 pub mod tls;

@@ -11,3 +11,8 @@ CREATE TABLE deployment_identity (
     svm_name     TEXT NOT NULL,
     created_at   BIGINT NOT NULL
 );
+
+-- Names order bytewise on both backends (SQLite compares TEXT by bytes): a directory page
+-- then ends where a name prefix ends, whatever the database's locale, and the name
+-- indexes serve prefix searches.
+ALTER TABLE accounts ALTER COLUMN username_key TYPE TEXT COLLATE "C";

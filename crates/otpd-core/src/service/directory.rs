@@ -21,8 +21,8 @@ pub struct DeploymentIdentity {
     pub svm_name: String,
 }
 
-/// A page request: accounts by name (case-insensitively), strictly after (or, descending,
-/// strictly before) `after`.
+/// A page request: accounts by the bytes of their lower-cased name (on both backends),
+/// strictly after (or, descending, strictly before) `after`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DirectoryQuery {
     /// The name of the last entry of the previous page.
@@ -79,19 +79,24 @@ const DESCENDING_FROM_END: &str = directory_sql!("$1 = $1", "DESC");
 const ONE: &str = directory_sql!("a.username_key = $1", "ASC");
 
 impl Service {
-    /// The deployment's identity, made by the first [`Service::new`] on the database.
+    /// The deployment's identity, made by the first [`Service::new`] on the database (read
+    /// once: it never changes).
     pub async fn deployment_identity(&self) -> CoreResult<DeploymentIdentity> {
+        if let Some(identity) = self.inner.identity.get() {
+            return Ok(identity.clone());
+        }
         let row = sqlx::query(
             "SELECT cluster_uuid, cluster_name, svm_uuid, svm_name FROM deployment_identity WHERE id = 1",
         )
         .fetch_one(&self.db().read)
         .await?;
-        Ok(DeploymentIdentity {
+        let identity = DeploymentIdentity {
             cluster_uuid: row.try_get("cluster_uuid")?,
             cluster_name: row.try_get("cluster_name")?,
             svm_uuid: row.try_get("svm_uuid")?,
             svm_name: row.try_get("svm_name")?,
-        })
+        };
+        Ok(self.inner.identity.get_or_init(|| identity).clone())
     }
 
     /// Makes the deployment's identity unless it exists (instances starting together agree:

@@ -53,6 +53,8 @@ struct Inner {
     api_keys: sessions::KeyMemo,
     /// The passwords checked on every request (HTTP Basic) that succeeded lately.
     passwords_seen: sessions::PasswordMemo,
+    /// The deployment's identity, once read.
+    identity: std::sync::OnceLock<DeploymentIdentity>,
 }
 
 /// A secret shown to a person once (a TOTP secret, a key URI, a recovery code, a token).
@@ -156,6 +158,7 @@ impl Service {
                 policies: admin::PolicyMemo::default(),
                 api_keys: sessions::KeyMemo::default(),
                 passwords_seen: sessions::PasswordMemo::new()?,
+                identity: std::sync::OnceLock::new(),
             }),
         };
         let now = service.now();

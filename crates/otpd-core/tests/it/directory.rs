@@ -23,7 +23,11 @@ async fn a_password_checked_once_is_remembered_until_its_epoch_moves() {
         .await
         .unwrap();
     assert_eq!(caller(&p).username, "alice");
-    assert_eq!(caller(&p).second_factor_at, None, "a password proves no second factor");
+    assert_eq!(
+        caller(&p).second_factor_at,
+        None,
+        "a password proves no second factor"
+    );
     assert_eq!(caller(&p).session_id, None);
     for _ in 0..50 {
         env.service
@@ -38,7 +42,10 @@ async fn a_password_checked_once_is_remembered_until_its_epoch_moves() {
         .service
         .authenticate_password("alice", pw("correct horse battery!"), &meta())
         .await;
-    assert!(matches!(wrong, Err(CoreError::Unauthenticated)), "{wrong:?}");
+    assert!(
+        matches!(wrong, Err(CoreError::Unauthenticated)),
+        "{wrong:?}"
+    );
     assert_eq!(hashes(), before + 2);
     let events = env
         .service
@@ -94,7 +101,10 @@ async fn a_password_checked_once_is_remembered_until_its_epoch_moves() {
         .service
         .authenticate_password("alice", pw("a brand new password"), &meta())
         .await;
-    assert!(matches!(locked, Err(CoreError::Unauthenticated)), "{locked:?}");
+    assert!(
+        matches!(locked, Err(CoreError::Unauthenticated)),
+        "{locked:?}"
+    );
 }
 
 #[tokio::test]
@@ -223,12 +233,8 @@ async fn the_directory_pages_by_name_both_ways() {
         limit,
         with_factor_only,
     };
-    let names = |entries: Vec<DirectoryEntry>| {
-        entries
-            .into_iter()
-            .map(|e| e.username)
-            .collect::<Vec<_>>()
-    };
+    let names =
+        |entries: Vec<DirectoryEntry>| entries.into_iter().map(|e| e.username).collect::<Vec<_>>();
     let first = env
         .service
         .list_directory(&reader, &page(None, false, 2, false))
@@ -259,7 +265,11 @@ async fn the_directory_pages_by_name_both_ways() {
         .await
         .unwrap();
     assert_eq!(factors.len(), 2);
-    assert!(factors.iter().all(|e| e.factor.as_ref().is_some_and(|f| f.enabled)));
+    assert!(
+        factors
+            .iter()
+            .all(|e| e.factor.as_ref().is_some_and(|f| f.enabled))
+    );
     assert_eq!(factors[0].factor.as_ref().unwrap().fingerprint.len(), 64);
 
     // A plain account sees itself only; a verifier nothing.

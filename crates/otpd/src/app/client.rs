@@ -2,6 +2,7 @@
 //! audit trail of whichever door the request came through.
 
 use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header;
 use axum::http::request::Parts;
 use otpd_core::{Door, RequestMeta};
 use std::net::SocketAddr;
@@ -42,4 +43,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
                 .map(|s| s.chars().take(128).collect()),
         })
     }
+}
+
+/// The token of an `Authorization: Bearer …` header, if there is one.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
 }

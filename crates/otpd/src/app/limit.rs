@@ -2,10 +2,17 @@
 //! its own wire format: the native API 429, TrueNAS `[EBUSY]`). In addition to the
 //! per-account lockout, which lives in the database.
 
+use super::AppState;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Instant;
+use zeroize::Zeroizing;
 
 /// Token buckets keyed by address: `per_minute` tokens refill over a minute, and a full
 /// bucket holds `per_minute` (so a burst of that size is allowed).
@@ -65,4 +72,73 @@ pub struct Limits {
     pub login: Buckets,
     /// Requests answered 401 or 403.
     pub failures: Buckets,
+}
+
+/// Health probes: a load balancer's checks are never limited.
+const PROBE_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+
+/// How one HTTP door is limited: which of its paths are login attempts, and how it answers
+/// a spent budget in its own wire format.
+pub struct DoorLimits {
+    /// Paths whose every request is a password or second-factor attempt.
+    pub login_paths: &'static [&'static str],
+    /// The door's answer to an address over budget, given the seconds to wait.
+    pub refuse: fn(u64) -> Response,
+}
+
+/// The per-address guard of an HTTP door (its middleware calls this): an address whose
+/// failure budget is spent is refused — unless it authenticates with a valid API key, so
+/// that other clients' failures behind the same address never stop a service's
+/// verifications (the key is checked only then); login attempts take from the login
+/// budget; answers 401 and 403 take from the failure budget. Probes are never limited.
+pub async fn guard(state: &AppState, door: &DoorLimits, request: Request, next: Next) -> Response {
+    let Some(limits) = state.limits.as_ref() else {
+        return next.run(request).await;
+    };
+    let Some(ip) = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+    else {
+        return next.run(request).await;
+    };
+    let path = request.uri().path();
+    if PROBE_PATHS.contains(&path) {
+        return next.run(request).await;
+    }
+    let login = door.login_paths.contains(&path);
+    if let Some(wait) = limits.failures.exhausted(ip)
+        && !valid_api_key(state, api_key(&request)).await
+    {
+        return (door.refuse)(wait);
+    }
+    if login && let Err(wait) = limits.login.take(ip, 1.0) {
+        return (door.refuse)(wait);
+    }
+    let response = next.run(request).await;
+    if matches!(
+        response.status(),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+    ) {
+        let _ = limits.failures.take(ip, 1.0);
+    }
+    response
+}
+
+/// The API key the request carries, if any (not yet checked).
+fn api_key(request: &Request) -> Option<Zeroizing<String>> {
+    super::client::bearer(request.headers())
+        .filter(|k| otpd_core::is_api_key(k))
+        .map(|k| Zeroizing::new(k.to_owned()))
+}
+
+/// Whether `key` authenticates now, as an API key.
+async fn valid_api_key(state: &AppState, key: Option<Zeroizing<String>>) -> bool {
+    let Some(key) = key else {
+        return false;
+    };
+    matches!(
+        state.service.authenticate(&key).await,
+        Ok(otpd_core::Principal::Account(caller)) if caller.api_key_id.is_some()
+    )
 }

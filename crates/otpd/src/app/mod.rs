@@ -11,7 +11,8 @@ pub mod limit;
 use crate::config::Settings;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, StatusCode, Uri};
+use axum::response::IntoResponse;
 use otpd_core::Service;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,23 +46,33 @@ pub fn router(service: Service, settings: &Settings) -> Router {
         websocket_login_timeout: settings.websocket_login_timeout,
     };
     let request_id = HeaderName::from_static("x-request-id");
-    crate::native::routes()
+    // The native API and the TrueNAS upgrade share the native limits (a spent budget is
+    // answered in the native format); a dialect over HTTP brings its own, in its format.
+    let mut app = crate::native::routes()
         .merge(crate::truenas::router())
-        .fallback(crate::native::not_found)
-        // The per-address budgets answer in the native API's format: the limited requests
-        // are HTTP ones (a WebSocket's calls are limited by its dialect, in its format).
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::native::limit::limit,
-        ))
-        .layer(DefaultBodyLimit::max(settings.body_limit))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            settings.request_timeout,
-        ))
-        .layer(CatchPanicLayer::new())
-        .layer(TraceLayer::new_for_http())
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .with_state(state)
+        ));
+    if settings.ontap {
+        app = app.merge(crate::ontap::router(&state));
+    }
+    let ontap = settings.ontap;
+    app.fallback(move |uri: Uri| async move {
+        if ontap && crate::ontap::owns(uri.path()) {
+            crate::ontap::not_found().await.into_response()
+        } else {
+            crate::native::not_found().await.into_response()
+        }
+    })
+    .layer(DefaultBodyLimit::max(settings.body_limit))
+    .layer(TimeoutLayer::with_status_code(
+        StatusCode::SERVICE_UNAVAILABLE,
+        settings.request_timeout,
+    ))
+    .layer(CatchPanicLayer::new())
+    .layer(TraceLayer::new_for_http())
+    .layer(PropagateRequestIdLayer::new(request_id.clone()))
+    .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+    .with_state(state)
 }

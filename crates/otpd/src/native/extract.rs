@@ -5,8 +5,8 @@ use super::error::ApiError;
 use crate::app::AppState;
 use crate::app::client::Client;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use otpd_core::{CoreError, Door, Principal, RequestMeta};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -47,21 +47,10 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(&parts.headers).ok_or(ApiError::Core(CoreError::Unauthenticated))?;
+        let token = crate::app::client::bearer(&parts.headers)
+            .ok_or(ApiError::Core(CoreError::Unauthenticated))?;
         Ok(Auth(state.service.authenticate(token).await?))
     }
-}
-
-/// The token of an `Authorization: Bearer …` header, if there is one.
-pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
 }
 
 /// Where the request came from, for sessions and the audit trail (the native API's door).

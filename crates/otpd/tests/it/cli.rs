@@ -391,7 +391,7 @@ async fn secrets_never_reach_logs_or_the_database() {
         &[("OTPD_LOG", "trace")],
     );
     let base = server.base.clone();
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client().build().unwrap();
     let post = |path: &str, token: Option<&str>, body: serde_json::Value| {
         let mut r = client.post(format!("{base}{path}")).json(&body);
         if let Some(t) = token {

@@ -17,6 +17,8 @@ pub struct TestApp {
     /// Kept so the data directory lives as long as the server.
     _dir: tempfile::TempDir,
     pub admin: String,
+    /// The initial administrator's password.
+    pub admin_password: String,
     _shutdown: tokio::sync::oneshot::Sender<()>,
     /// Dropped last: a PostgreSQL test database is dropped when the test ends.
     db: otpd_core::testing::TestDatabase,
@@ -24,6 +26,16 @@ pub struct TestApp {
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
+}
+
+/// A reqwest client builder: reqwest speaks TLS with rustls here, on the ring provider the
+/// server uses (installed once per test binary).
+pub fn http_client() -> reqwest::ClientBuilder {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    Client::builder()
 }
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
@@ -43,28 +55,42 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
     };
     tweak(&mut serve);
     let settings = Settings::resolve(&common, &serve).unwrap();
+    let settings_tls = settings.tls.is_some();
     let clock = ManualClock::new(T0);
     let server =
         otpd::server::Server::build_with_clock(settings, Arc::new(clock.clone()) as Arc<dyn Clock>)
             .await
             .unwrap();
-    let base = format!("http://{}", server.local_addr().unwrap());
+    let address = server.local_addr().unwrap();
+    // With TLS on, every request goes over HTTPS to `localhost`, trusting only the
+    // certificate the server made.
+    let (base, client) = if settings_tls {
+        let cert = std::fs::read(dir.path().join("tls-cert.pem")).unwrap();
+        let client = http_client()
+            .tls_certs_only([reqwest::Certificate::from_pem(&cert).unwrap()])
+            .resolve("localhost", address)
+            .build()
+            .unwrap();
+        (format!("https://localhost:{}", address.port()), client)
+    } else {
+        (format!("http://{address}"), http_client().build().unwrap())
+    };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server.run(async move {
         let _ = rx.await;
     }));
     let password = std::fs::read_to_string(dir.path().join("initial-admin-password")).unwrap();
-    let client = Client::new();
     let mut app = TestApp {
         base,
         client,
         clock,
         _dir: dir,
         admin: String::new(),
+        admin_password: password.trim().to_owned(),
         _shutdown: tx,
         db,
     };
-    app.admin = app.login("admin", password.trim()).await;
+    app.admin = app.login("admin", &app.admin_password.clone()).await;
     app
 }
 

@@ -11,6 +11,7 @@ mod cli;
 mod helpers;
 mod https;
 mod multi;
+mod ontap;
 mod outage;
 mod process;
 mod resources;

@@ -86,7 +86,7 @@ async fn two_instances_share_one_postgresql_database() {
     };
     let (a, b) = (spawn(&dirs[0]), spawn(&dirs[1]));
     let (a, b) = (a.join().unwrap(), b.join().unwrap());
-    let client = Client::new();
+    let client = crate::helpers::http_client().build().unwrap();
     let ia = Instance {
         base: a.base.clone(),
         client: client.clone(),

@@ -107,7 +107,7 @@ async fn connections_per_address_are_capped() {
         "the 21st connection from one address was served"
     );
     // Another address still gets answers.
-    let other = reqwest::Client::builder()
+    let other = crate::helpers::http_client()
         .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
         .build()
         .unwrap();
@@ -225,7 +225,7 @@ async fn owner_only_files_and_no_credential_in_trace_logs() {
         .unwrap()
         .trim()
         .to_owned();
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_client().build().unwrap();
     let base = server.base.clone();
     let call = |method: Method, path: &str, token: Option<&str>, body: Option<Value>| {
         let mut r = http.request(method, format!("{base}{path}"));
