@@ -60,7 +60,7 @@ pub enum CoreError {
     #[error("storage unavailable")]
     Storage(#[source] sqlx::Error),
     /// Anything else that is the server's fault; details are logged. (HTTP 500.)
-    #[error("internal error")]
+    #[error("internal error: {0}")]
     Internal(Cow<'static, str>),
 }
 

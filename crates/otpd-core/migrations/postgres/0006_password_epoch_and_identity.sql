@@ -14,5 +14,9 @@ CREATE TABLE deployment_identity (
 
 -- Names order bytewise on both backends (SQLite compares TEXT by bytes): a directory page
 -- then ends where a name prefix ends, whatever the database's locale, and the name
--- indexes serve prefix searches.
+-- indexes serve prefix searches. A column named in a trigger cannot change type: the
+-- epoch trigger of 0005 is dropped and made again around the change.
+DROP TRIGGER accounts_epoch ON accounts;
 ALTER TABLE accounts ALTER COLUMN username_key TYPE TEXT COLLATE "C";
+CREATE TRIGGER accounts_epoch BEFORE UPDATE OF id, username_key, username, roles, locked OR DELETE OR TRUNCATE ON accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_credential_epoch();

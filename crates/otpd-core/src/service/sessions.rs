@@ -255,33 +255,17 @@ impl Service {
         if let Some(caller) = memo.get(&id, epoch, now) {
             return Ok(Principal::Account(caller));
         }
-        let found = {
-            let mut conn = self.db().read.acquire().await?;
-            self.find_account(&mut conn, username).await?
-        };
-        let hash = found.as_ref().and_then(|a| a.password_hash.clone());
-        let ok = self.passwords().verify(password, hash).await?;
-        let Some(AccountRow { account, .. }) = found.filter(|a| ok && !a.account.locked) else {
-            let subject = found_name(username);
-            self.audit_alone(Audit {
-                actor: subject.as_deref().unwrap_or("anonymous"),
-                account: subject.as_deref(),
-                action: "auth.password",
-                outcome: Outcome::Failure,
-                reason: Some("bad credentials"),
-                meta,
-            })
-            .await?;
+        let Some(account) = self
+            .account_with_password(username, password)
+            .await?
+            .filter(|a| !a.locked)
+        else {
+            self.audit_bad_password(username, "auth.password", meta)
+                .await?;
             return Err(CoreError::Unauthenticated);
         };
         let policy = self.policy_now().await?;
-        let has_factor: Option<(i64,)> = sqlx::query_as(
-            "SELECT enabled FROM authenticators WHERE account_id = $1 AND state = 'active'",
-        )
-        .bind(account.id.clone())
-        .fetch_optional(&self.db().read)
-        .await?;
-        let kind = if policy.enforced && has_factor.is_none() {
+        let kind = if policy.enforced && self.active_factor(&account.id).await?.is_none() {
             SessionKind::Enrollment
         } else {
             SessionKind::Session
@@ -318,23 +302,9 @@ impl Service {
         password: Zeroizing<String>,
         meta: &RequestMeta,
     ) -> CoreResult<LoginOutcome> {
-        let found = {
-            let mut conn = self.db().read.acquire().await?;
-            self.find_account(&mut conn, username).await?
-        };
-        let hash = found.as_ref().and_then(|a| a.password_hash.clone());
-        let ok = self.passwords().verify(password, hash).await?;
-        let Some(AccountRow { account, .. }) = found.filter(|_| ok) else {
-            let subject = found_name(username);
-            self.audit_alone(Audit {
-                actor: subject.as_deref().unwrap_or("anonymous"),
-                account: subject.as_deref(),
-                action: "auth.login",
-                outcome: Outcome::Failure,
-                reason: Some("bad credentials"),
-                meta,
-            })
-            .await?;
+        let Some(account) = self.account_with_password(username, password).await? else {
+            self.audit_bad_password(username, "auth.login", meta)
+                .await?;
             return Err(CoreError::Unauthenticated);
         };
         if account.locked {
@@ -350,15 +320,10 @@ impl Service {
             return Err(CoreError::AccountLocked);
         }
         let policy = self.policy_now().await?;
-        let factor: Option<(i64,)> = sqlx::query_as(
-            "SELECT enabled FROM authenticators WHERE account_id = $1 AND state = 'active'",
-        )
-        .bind(account.id.clone())
-        .fetch_optional(&self.db().read)
-        .await?;
+        let factor = self.active_factor(&account.id).await?;
         let mut tx = self.db().begin().await?;
         let outcome = match factor {
-            Some((enabled,)) if enabled != 0 && policy.second_factor_at_login => {
+            Some(true) if policy.second_factor_at_login => {
                 let challenge = self
                     .insert_session(
                         &mut tx,
@@ -480,6 +445,54 @@ impl Service {
             .await?;
         tx.commit().await?;
         Ok(token)
+    }
+
+    /// The account `username` names, if `password` is its password — after the same
+    /// Argon2id work whether the account exists or not, so that timing tells nothing.
+    async fn account_with_password(
+        &self,
+        username: &str,
+        password: Zeroizing<String>,
+    ) -> CoreResult<Option<crate::Account>> {
+        let found = {
+            let mut conn = self.db().read.acquire().await?;
+            self.find_account(&mut conn, username).await?
+        };
+        let hash = found.as_ref().and_then(|a| a.password_hash.clone());
+        let ok = self.passwords().verify(password, hash).await?;
+        Ok(found
+            .filter(|_| ok)
+            .map(|AccountRow { account, .. }| account))
+    }
+
+    /// Audits a refused password against the name tried (when it is a valid name).
+    async fn audit_bad_password(
+        &self,
+        username: &str,
+        action: &'static str,
+        meta: &RequestMeta,
+    ) -> CoreResult<()> {
+        let subject = found_name(username);
+        self.audit_alone(Audit {
+            actor: subject.as_deref().unwrap_or("anonymous"),
+            account: subject.as_deref(),
+            action,
+            outcome: Outcome::Failure,
+            reason: Some("bad credentials"),
+            meta,
+        })
+        .await
+    }
+
+    /// Whether the account has an active authenticator, and if so whether it is enabled.
+    async fn active_factor(&self, account_id: &str) -> CoreResult<Option<bool>> {
+        let factor: Option<(i64,)> = sqlx::query_as(
+            "SELECT enabled FROM authenticators WHERE account_id = $1 AND state = 'active'",
+        )
+        .bind(account_id.to_owned())
+        .fetch_optional(&self.db().read)
+        .await?;
+        Ok(factor.map(|(enabled,)| enabled != 0))
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -1,11 +1,13 @@
 //! The front doors' shared home: the application state, the composition of every door
 //! into one router with the layers they all get (body limit, request timeout, panic
 //! catching, tracing, request ids, rate limits), and the small toolkit a door needs (the
-//! client's address, the rate-limit state). Each door — the native API in `native/`, each
-//! dialect in its own folder — depends on this module and on `otpd-core` only, never on
-//! another door; a new dialect adds its folder and one `merge` below.
+//! client's address, the rate-limit guard, the server's faults among core errors). Each
+//! door — the native API in `native/`, each dialect in its own folder — depends on this
+//! module and on `otpd-core` only, never on another door; a new dialect adds its folder and
+//! one `merge` below (with its own limits middleware when it speaks HTTP, see `ontap/`).
 
 pub mod client;
+pub mod fault;
 pub mod limit;
 
 use crate::config::Settings;

@@ -1,6 +1,7 @@
 //! RFC 9457 problem details: the one place where core errors and request rejections become
 //! the native API's wire errors. Every problem carries a stable machine `code`.
 
+use crate::app::fault::{Fault, server_fault};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -124,19 +125,16 @@ impl IntoResponse for ApiError {
                         ..problem(StatusCode::UNPROCESSABLE_ENTITY, "second_factor_failed", detail)
                     },
                     CoreError::AccountLocked => problem(StatusCode::FORBIDDEN, "account_locked", detail),
-                    CoreError::Storage(err) => {
-                        tracing::error!(error = %err, "storage error");
-                        retry_after = Some(1);
-                        problem(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", detail)
-                    }
-                    CoreError::Sealing | CoreError::WrongMasterKey { .. } => {
-                        tracing::error!(error = %detail, "a sealed value could not be opened");
-                        problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into())
-                    }
-                    CoreError::Internal(why) => {
-                        tracing::error!(error = %why, "internal error");
-                        problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
-                    }
+                    CoreError::Storage(_)
+                    | CoreError::Sealing
+                    | CoreError::WrongMasterKey { .. }
+                    | CoreError::Internal(_) => match server_fault(&e) {
+                        Some(Fault::Unavailable) => {
+                            retry_after = Some(1);
+                            problem(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", detail)
+                        }
+                        _ => problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into()),
+                    },
                 }
             }
         };

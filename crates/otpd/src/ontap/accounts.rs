@@ -4,7 +4,7 @@
 
 use super::Keys;
 use super::auth::Caller;
-use super::collection::{self, Collection, Fields, ListQuery, pairs, return_timeout};
+use super::collection::{self, Collection, ListQuery};
 use super::error::OntapError;
 use super::hal;
 use super::totps::owner;
@@ -90,27 +90,6 @@ fn svm_record(id: &DeploymentIdentity) -> Value {
     })
 }
 
-/// `fields` (for `known`) and `return_timeout`, and nothing else.
-fn fields_only(raw: Option<&str>, known: &[&str]) -> Result<Fields, OntapError> {
-    let mut fields = Fields::All;
-    for (name, value) in pairs(raw)? {
-        match name.as_str() {
-            "fields" => {
-                fields = collection::fields(&value, |f| {
-                    known
-                        .iter()
-                        .any(|k| *k == f || k.starts_with(&format!("{f}.")))
-                })?;
-            }
-            "return_timeout" => {
-                return_timeout(&value)?;
-            }
-            _ => return Err(OntapError::unexpected(&name)),
-        }
-    }
-    Ok(fields)
-}
-
 /// `GET /api/security/accounts`: admins (read-only ones included) see every account, an
 /// account itself.
 pub async fn list(
@@ -134,7 +113,7 @@ pub async fn get(
     Keys((owner_uuid, name)): Keys<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, OntapError> {
-    let fields = fields_only(raw.as_deref(), ACCOUNTS.fields)?;
+    let fields = collection::single(raw.as_deref(), ACCOUNTS.fields, true)?;
     let id = state.service.deployment_identity().await?;
     if !owner_uuid.eq_ignore_ascii_case(&id.svm_uuid) {
         return Err(OntapError::not_found());
@@ -173,7 +152,7 @@ pub async fn get_svm(
     Keys(uuid): Keys<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, OntapError> {
-    let fields = fields_only(raw.as_deref(), SVMS.fields)?;
+    let fields = collection::single(raw.as_deref(), SVMS.fields, true)?;
     let id = state.service.deployment_identity().await?;
     if !uuid.eq_ignore_ascii_case(&id.svm_uuid) {
         return Err(OntapError::not_found());
@@ -199,7 +178,7 @@ pub async fn cluster(
         "version.major",
         "version.minor",
     ];
-    let fields = fields_only(raw.as_deref(), FIELDS)?;
+    let fields = collection::single(raw.as_deref(), FIELDS, true)?;
     let id = state.service.deployment_identity().await?;
     let full = json!({
         "name": id.cluster_name,

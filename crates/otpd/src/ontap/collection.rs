@@ -39,13 +39,38 @@ impl Collection {
     }
 
     fn knows(&self, field: &str) -> bool {
-        self.fields.iter().any(|known| {
-            *known == field
-                || known
-                    .strip_prefix(field)
-                    .is_some_and(|rest| rest.starts_with('.'))
-        })
+        knows(self.fields, field)
     }
+}
+
+/// Whether `field` is one of `fields` or an object holding some (`owner` for `owner.uuid`).
+fn knows(fields: &[&str], field: &str) -> bool {
+    fields.iter().any(|known| {
+        *known == field
+            || known
+                .strip_prefix(field)
+                .is_some_and(|rest| rest.starts_with('.'))
+    })
+}
+
+/// The parameters of a call on one record: `fields` among `known` where `with_fields`
+/// (every field without it), and the ones ONTAP takes on every call and that change nothing
+/// here (`return_timeout`, `return_records`); anything else is a 400 naming it.
+pub fn single(raw: Option<&str>, known: &[&str], with_fields: bool) -> Result<Fields, OntapError> {
+    let mut chosen = Fields::All;
+    for (name, value) in pairs(raw)? {
+        match name.as_str() {
+            "fields" if with_fields => chosen = fields(&value, |f| knows(known, f))?,
+            "return_timeout" => {
+                return_timeout(&value)?;
+            }
+            "return_records" => {
+                boolean(&name, &value)?;
+            }
+            _ => return Err(OntapError::unexpected(&name)),
+        }
+    }
+    Ok(chosen)
 }
 
 /// A parsed collection query.

@@ -4,6 +4,7 @@
 //! (`1` duplicate, `2` invalid/missing/extra field, `3` not supported, `4` not found, `6`
 //! permission denied, `8` busy) and the TOTP ones of the seed (`144834564`…`144834566`).
 
+use crate::app::fault::{Fault, server_fault};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use otpd_core::CoreError;
@@ -116,21 +117,20 @@ impl From<CoreError> for OntapError {
             CoreError::SecondFactorFailed { reason } => {
                 OntapError::new(StatusCode::FORBIDDEN, "6", reason.describe()).target("X-OTP-Code")
             }
-            CoreError::Storage(err) => {
-                tracing::error!(error = %err, "storage error");
-                OntapError {
+            CoreError::Storage(_)
+            | CoreError::Sealing
+            | CoreError::WrongMasterKey { .. }
+            | CoreError::Internal(_) => match server_fault(&e) {
+                Some(Fault::Unavailable) => OntapError {
                     retry_after: Some(1),
                     ..OntapError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "8",
                         "The database is unavailable; retry later.",
                     )
-                }
-            }
-            CoreError::Sealing | CoreError::WrongMasterKey { .. } | CoreError::Internal(_) => {
-                tracing::error!(error = %e, "internal error");
-                OntapError::new(StatusCode::INTERNAL_SERVER_ERROR, "3", "internal error")
-            }
+                },
+                _ => OntapError::new(StatusCode::INTERNAL_SERVER_ERROR, "3", "internal error"),
+            },
         }
     }
 }

@@ -3,7 +3,7 @@
 //! `account.name`.
 
 use super::auth::Caller;
-use super::collection::{self, Collection, Fields, ListQuery, boolean, pairs, return_timeout};
+use super::collection::{self, Collection, ListQuery, boolean, pairs, return_timeout};
 use super::error::{INVALID_ENABLED, NOT_CONFIGURED, ONLY_ADMIN_MAY_CHANGE_STATUS, OntapError};
 use super::{Keys, hal, object, unreadable};
 use crate::app::AppState;
@@ -88,32 +88,6 @@ async fn identity_for(
     }
 }
 
-/// Parameters a call on one profile takes besides `fields`: the ones ONTAP accepts on every
-/// call and that change nothing here.
-fn single_params(raw: Option<&str>, with_fields: bool) -> Result<Fields, OntapError> {
-    let mut fields = Fields::All;
-    for (name, value) in pairs(raw)? {
-        match name.as_str() {
-            "fields" if with_fields => {
-                fields = collection::fields(&value, |f| {
-                    TOTPS
-                        .fields
-                        .iter()
-                        .any(|k| *k == f || k.starts_with(&format!("{f}.")))
-                })?;
-            }
-            "return_timeout" => {
-                return_timeout(&value)?;
-            }
-            "return_records" => {
-                boolean(&name, &value)?;
-            }
-            _ => return Err(OntapError::unexpected(&name)),
-        }
-    }
-    Ok(fields)
-}
-
 /// `GET /api/security/login/totps`: admins see every profile, an account its own.
 pub async fn list(
     caller: Caller,
@@ -140,7 +114,7 @@ pub async fn get(
     Keys((owner_uuid, name)): Keys<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, OntapError> {
-    let fields = single_params(raw.as_deref(), true)?;
+    let fields = collection::single(raw.as_deref(), TOTPS.fields, true)?;
     let id = identity_for(&state, &owner_uuid).await?;
     let status = state.service.totp_status(&caller.principal, &name).await?;
     if status.state != "active" {
@@ -266,7 +240,7 @@ pub async fn update(
     RawQuery(raw): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OntapError> {
-    single_params(raw.as_deref(), false)?;
+    collection::single(raw.as_deref(), TOTPS.fields, false)?;
     let body = object(&body.map_err(unreadable)?)?;
     identity_for(&state, &owner_uuid).await?;
     let mut enabled = None;
@@ -347,7 +321,7 @@ pub async fn delete(
     RawQuery(raw): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OntapError> {
-    single_params(raw.as_deref(), false)?;
+    collection::single(raw.as_deref(), TOTPS.fields, false)?;
     if let Some(field) = object(&body.map_err(unreadable)?)?.keys().next() {
         return Err(OntapError::unexpected(field));
     }

@@ -3,6 +3,7 @@
 //! TrueNAS's `data` (`error` errno, `errname`, `reason`, `trace`, `extra`). Every core error
 //! is mapped to this shape in [`RpcError::from_core`], and nowhere else.
 
+use crate::app::fault::{Fault, server_fault};
 use otpd_core::CoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -162,14 +163,15 @@ impl RpcError {
                 format!("Two-factor authentication failed: {}", reason.as_str()),
             ),
             CoreError::AccountLocked => RpcError::call(Errno::Eacces, "Account is locked"),
-            CoreError::Storage(err) => {
-                tracing::error!(error = %err, "storage error");
-                RpcError::call(Errno::Eagain, "Storage unavailable; retry later")
-            }
-            CoreError::Sealing | CoreError::WrongMasterKey { .. } | CoreError::Internal(_) => {
-                tracing::error!(error = %e, "internal error");
-                RpcError::call(Errno::Efault, "Internal error")
-            }
+            CoreError::Storage(_)
+            | CoreError::Sealing
+            | CoreError::WrongMasterKey { .. }
+            | CoreError::Internal(_) => match server_fault(&e) {
+                Some(Fault::Unavailable) => {
+                    RpcError::call(Errno::Eagain, "Storage unavailable; retry later")
+                }
+                _ => RpcError::call(Errno::Efault, "Internal error"),
+            },
         }
     }
 
