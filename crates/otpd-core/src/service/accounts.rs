@@ -97,14 +97,20 @@ pub(crate) fn account_from_row(row: &AnyRow) -> CoreResult<AccountRow> {
 }
 
 fn validate_full_name(name: &str) -> CoreResult<()> {
-    if name.chars().count() > 256
-        || name
+    check_free_text("full_name", name)
+}
+
+/// Free text shown to people (a full name, an authenticator's comment): at most 256
+/// characters, none of them control characters or ones that reorder or hide text.
+pub(super) fn check_free_text(field: &'static str, text: &str) -> CoreResult<()> {
+    if text.chars().count() > 256
+        || text
             .chars()
             .any(|c| c.is_control() || is_invisible_format(c))
     {
         return Err(CoreError::invalid(
-            "full_name",
-            "must be at most 256 characters, without control characters",
+            field,
+            "must be at most 256 characters, without control or bidirectional-override characters",
         ));
     }
     Ok(())

@@ -30,8 +30,8 @@ pub struct TotpOptions {
     pub interval: Option<u64>,
     /// SHA1, SHA256 or SHA512.
     pub algorithm: Option<String>,
-    /// A free-text comment (ONTAP's `comment`): at most 256 characters, no control
-    /// characters.
+    /// A free-text comment (ONTAP's `comment`): at most 256 characters, no control or
+    /// bidirectional-override characters.
     pub comment: Option<String>,
 }
 
@@ -368,14 +368,9 @@ pub(super) fn params(options: &TotpOptions, base: Params) -> CoreResult<Params> 
     })
 }
 
-/// A comment as stored: at most 256 characters, no control characters.
+/// A comment as stored (free text: [`super::accounts::check_free_text`]).
 fn checked_comment(comment: &str) -> CoreResult<String> {
-    if comment.chars().count() > 256 || comment.chars().any(char::is_control) {
-        return Err(CoreError::invalid(
-            "comment",
-            "must be at most 256 characters, without control characters",
-        ));
-    }
+    super::accounts::check_free_text("comment", comment)?;
     Ok(comment.to_owned())
 }
 

@@ -894,6 +894,13 @@ async fn every_failure_is_an_ontap_error_body() {
             "2",
         ),
         (
+            Method::POST,
+            TOTPS,
+            r#"{"account":{"name":"alice"},"comment":"evil\u202egnp.exe"}"#,
+            StatusCode::BAD_REQUEST,
+            "2",
+        ),
+        (
             Method::GET,
             "/api/security/nothing/here",
             "",
