@@ -649,7 +649,7 @@ impl Principal {
     /// Whether the principal holds `role` (a full admin holds every role). A session limited
     /// to enrolling holds none: until its account has enrolled it may only read itself and
     /// enroll itself, whatever its roles.
-    pub(crate) fn has(&self, role: Role) -> bool {
+    pub fn has(&self, role: Role) -> bool {
         match self {
             Principal::Cli => true,
             Principal::Account(c) if c.kind == SessionKind::Enrollment => false,

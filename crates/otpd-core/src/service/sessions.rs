@@ -224,6 +224,12 @@ impl PasswordMemo {
         None
     }
 
+    fn seen_lately(&self, id: &[u8; 32], now: i64) -> bool {
+        self.entries()
+            .get(id)
+            .is_some_and(|known| (0..PASSWORD_MEMO_SECS).contains(&(now - known.checked_at)))
+    }
+
     fn remember(&self, id: [u8; 32], known: KnownPassword) {
         let mut entries = self.entries();
         if entries.len() >= Self::CAPACITY && !entries.contains_key(&id) {
@@ -241,7 +247,7 @@ impl Service {
     /// account alike, after the same Argon2id work. A success is remembered for a minute
     /// ([`PasswordMemo`]); it is no login, so it is not audited and makes no session. An
     /// account that policy requires to enroll and has not gets the principal of an
-    /// enrollment session (itself only, enrolling only).
+    /// enrollment session (itself only, enrolling only), decided afresh at every request.
     pub async fn authenticate_password(
         &self,
         username: &str,
@@ -252,46 +258,55 @@ impl Service {
         let id = memo.id(username, &password);
         let epoch = self.db().credential_epoch().await?;
         let now = self.now();
-        if let Some(caller) = memo.get(&id, epoch, now) {
-            return Ok(Principal::Account(caller));
-        }
-        let Some(account) = self
-            .account_with_password(username, password)
-            .await?
-            .filter(|a| !a.locked)
-        else {
-            self.audit_bad_password(username, "auth.password", meta)
-                .await?;
-            return Err(CoreError::Unauthenticated);
+        let mut caller = match memo.get(&id, epoch, now) {
+            Some(caller) => caller,
+            None => {
+                let Some(account) = self
+                    .account_with_password(username, password)
+                    .await?
+                    .filter(|a| !a.locked)
+                else {
+                    self.audit_bad_password(username, "auth.password", meta)
+                        .await?;
+                    return Err(CoreError::Unauthenticated);
+                };
+                let caller = Caller {
+                    account_id: account.id,
+                    username: account.username,
+                    roles: account.roles,
+                    session_id: None,
+                    kind: SessionKind::Session,
+                    second_factor_at: None,
+                    api_key_id: None,
+                };
+                memo.remember(
+                    id,
+                    KnownPassword {
+                        epoch,
+                        checked_at: now,
+                        caller: caller.clone(),
+                    },
+                );
+                caller
+            }
         };
-        let policy = self.policy_now().await?;
-        let kind = if policy.enforced && self.active_factor(&account.id).await?.is_none() {
-            SessionKind::Enrollment
-        } else {
-            SessionKind::Session
-        };
-        let caller = Caller {
-            account_id: account.id,
-            username: account.username,
-            roles: account.roles,
-            session_id: None,
-            kind,
-            second_factor_at: None,
-            api_key_id: None,
-        };
-        // An enrollment-only principal changes as soon as the account enrolls, which moves
-        // no epoch: it is checked afresh each time.
-        if kind == SessionKind::Session {
-            memo.remember(
-                id,
-                KnownPassword {
-                    epoch,
-                    checked_at: now,
-                    caller: caller.clone(),
-                },
-            );
+        // Whether the account must enroll first follows the policy and its authenticator as
+        // they are now (neither moves the epoch), at every request.
+        if self.policy_now().await?.enforced
+            && self.active_factor(&caller.account_id).await?.is_none()
+        {
+            caller.kind = SessionKind::Enrollment;
         }
         Ok(Principal::Account(caller))
+    }
+
+    /// Whether this instance remembers `password` as the password of `username` (it
+    /// authenticated a request within the last [`PASSWORD_MEMO_SECS`] seconds): such a
+    /// request is no password guess, so a door need not count it as a login attempt. No
+    /// database read; [`Service::authenticate_password`] still checks the epoch.
+    pub fn password_seen_lately(&self, username: &str, password: &str) -> bool {
+        let memo = &self.inner.passwords_seen;
+        memo.seen_lately(&memo.id(username, password), self.now())
     }
 
     /// Password login. Unknown users, wrong passwords and disabled passwords answer the same

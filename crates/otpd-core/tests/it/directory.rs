@@ -304,3 +304,53 @@ async fn the_deployment_identity_is_made_once() {
         .unwrap();
     assert_eq!(again.deployment_identity().await.unwrap(), first);
 }
+
+#[tokio::test]
+async fn a_remembered_password_follows_the_policy_and_the_factor_as_they_are_now() {
+    let env = env().await;
+    let alice = env.account("alice", &[]).await;
+    env.account("bobby", &[Role::ReadonlyAdmin]).await;
+    let caller_kind = |p: Principal| caller(&p).kind;
+    let by_password = |name: &'static str| {
+        let service = env.service.clone();
+        async move {
+            service
+                .authenticate_password(name, pw(PASSWORD), &meta())
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        caller_kind(by_password("bobby").await),
+        SessionKind::Session
+    );
+    assert!(env.service.password_seen_lately("bobby", PASSWORD));
+    assert!(
+        !env.service
+            .password_seen_lately("bobby", "another password")
+    );
+    // Enforcing 2FA moves no epoch, yet the remembered password now only enrolls.
+    env.policy(|p| p.enforced = true).await;
+    assert_eq!(
+        caller_kind(by_password("bobby").await),
+        SessionKind::Enrollment
+    );
+    // Enrolled, alice is a full principal; once her authenticator is removed, enrollment-only
+    // again at the next request.
+    env.service
+        .provision_totp(&alice, "alice", &TotpOptions::default(), false, &meta())
+        .await
+        .unwrap();
+    assert_eq!(
+        caller_kind(by_password("alice").await),
+        SessionKind::Session
+    );
+    env.service
+        .remove_totp(&Principal::Cli, "alice", None, &meta())
+        .await
+        .unwrap();
+    assert_eq!(
+        caller_kind(by_password("alice").await),
+        SessionKind::Enrollment
+    );
+}

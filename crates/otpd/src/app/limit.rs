@@ -125,6 +125,20 @@ pub async fn guard(state: &AppState, door: &DoorLimits, request: Request, next: 
     response
 }
 
+/// Takes one password attempt from the address's login budget, for a door that checks a
+/// password on a request that is not a login path (ONTAP's HTTP Basic): taken before the
+/// check, so that concurrent guesses cannot outrun the budget. `Err` holds the seconds to
+/// wait.
+pub fn password_attempt(state: &AppState, parts: &axum::http::request::Parts) -> Result<(), u64> {
+    let (Some(limits), Some(ConnectInfo(peer))) = (
+        state.limits.as_ref(),
+        parts.extensions.get::<ConnectInfo<SocketAddr>>(),
+    ) else {
+        return Ok(());
+    };
+    limits.login.take(peer.ip(), 1.0)
+}
+
 /// The API key the request carries, if any (not yet checked).
 fn api_key(request: &Request) -> Option<Zeroizing<String>> {
     super::client::bearer(request.headers())

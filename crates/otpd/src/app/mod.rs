@@ -32,6 +32,9 @@ pub struct AppState {
     pub limits: Option<Arc<limit::Limits>>,
     /// How long a WebSocket may stay open without logging in.
     pub websocket_login_timeout: Duration,
+    /// How long a request may take before the server answers 503 for it: a door that walks
+    /// a long collection stops well before, to answer in its own format.
+    pub request_timeout: Duration,
 }
 
 /// The whole application: every front door, and the layers they share.
@@ -46,6 +49,7 @@ pub fn router(service: Service, settings: &Settings) -> Router {
         service,
         limits,
         websocket_login_timeout: settings.websocket_login_timeout,
+        request_timeout: settings.request_timeout,
     };
     let request_id = HeaderName::from_static("x-request-id");
     // The native API and the TrueNAS upgrade share the native limits (a spent budget is

@@ -30,6 +30,7 @@ const ACCOUNTS: Collection = Collection {
         "applications.authentication_methods",
         "applications.second_authentication_method",
     ],
+    booleans: &["locked"],
     with_factor_only: false,
 };
 
@@ -38,6 +39,7 @@ const SVMS: Collection = Collection {
     order_field: "name",
     key_fields: &["uuid", "name"],
     fields: &["uuid", "name", "state", "subtype"],
+    booleans: &[],
     with_factor_only: false,
 };
 

@@ -1,6 +1,7 @@
 //! HTTP Basic (RFC 7617) on every ONTAP request, checked by the core
 //! ([`otpd_core::Service::authenticate_password`], which remembers a success briefly so a
-//! client's fifty calls cost one Argon2id hash).
+//! client's fifty calls cost one Argon2id hash). A password the core has not seen succeed
+//! lately takes an attempt from the address's login budget before it is checked.
 
 use super::error::OntapError;
 use crate::app::AppState;
@@ -30,6 +31,11 @@ impl FromRequestParts<AppState> for Caller {
         let meta = client.meta(Door::Ontap);
         let (username, password) =
             credentials(&parts.headers).ok_or_else(OntapError::unauthenticated)?;
+        // A password not seen to succeed lately is a guess until checked: it takes a login
+        // attempt first (a client repeating its good password every call takes none).
+        if !state.service.password_seen_lately(&username, &password) {
+            crate::app::limit::password_attempt(state, parts).map_err(OntapError::rate_limited)?;
+        }
         let principal = state
             .service
             .authenticate_password(&username, password, &meta)

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 /// answered in pages linked by `_links.next`.
 pub const MAX_PAGE: usize = 10_000;
 
+/// Field filters in one query at most: each is matched against every record walked.
+const MAX_FILTERS: usize = 16;
+
 /// Accounts read from the core per batch.
 const BATCH: u32 = 500;
 
@@ -28,6 +31,8 @@ pub struct Collection {
     pub key_fields: &'static [&'static str],
     /// Every field a record may carry (leaves, dotted): what `fields` and filters may name.
     pub fields: &'static [&'static str],
+    /// The fields that are booleans (their filters take `true`/`false` only).
+    pub booleans: &'static [&'static str],
     /// Only accounts with an active authenticator.
     pub with_factor_only: bool,
 }
@@ -101,8 +106,18 @@ pub enum Fields {
 /// The decoded parameters of a query string (`+` is a space, `%XX` a byte); a string that
 /// does not decode is a 400.
 pub fn pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, OntapError> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(raw.unwrap_or(""))
-        .map_err(|_| OntapError::invalid("query", "The query string is not valid."))
+    let invalid = || OntapError::invalid("query", "The query string is not valid.");
+    let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(raw.unwrap_or(""))
+        .map_err(|_| invalid())?;
+    // The decoder replaces bytes that are no UTF-8 with U+FFFD: refused rather than
+    // matched (or echoed in `_links.self`) as something the client did not send.
+    if pairs
+        .iter()
+        .any(|(k, v)| k.contains('\u{fffd}') || v.contains('\u{fffd}'))
+    {
+        return Err(invalid());
+    }
+    Ok(pairs)
 }
 
 /// `true`/`false` in any case (Python sends `True`).
@@ -189,7 +204,20 @@ impl ListQuery {
                 "return_timeout" => q.return_timeout = return_timeout(&value)?,
                 "order_by" => q.descending = order(&value, c)?,
                 _ if name == start => q.start = Some(value),
-                _ if c.fields.contains(&name.as_str()) => q.filters.push((name, value)),
+                _ if c.fields.contains(&name.as_str()) => {
+                    if q.filters.len() == MAX_FILTERS {
+                        return Err(OntapError::invalid(
+                            &name,
+                            format!("At most {MAX_FILTERS} field filters per query."),
+                        ));
+                    }
+                    if c.booleans.contains(&name.as_str()) {
+                        for alternative in value.split('|') {
+                            boolean(&name, alternative.trim_start_matches('!'))?;
+                        }
+                    }
+                    q.filters.push((name, value));
+                }
                 _ => return Err(OntapError::unexpected(&name)),
             }
         }
@@ -417,7 +445,8 @@ pub async fn answer(
     q: &ListQuery,
     record: impl Fn(&DirectoryEntry) -> Value,
 ) -> Result<Value, OntapError> {
-    let deadline = Instant::now() + q.return_timeout;
+    // Within the request timeout too (its 503 would carry no ONTAP body).
+    let deadline = Instant::now() + q.return_timeout.min(state.request_timeout / 2);
     let page = q.max_records.unwrap_or(MAX_PAGE).min(MAX_PAGE);
     let mut records = Vec::new();
     let mut matched = 0usize;

@@ -29,7 +29,7 @@ pub use error::OntapError;
 use serde_json::{Map, Value};
 
 /// The paths the dialect answers under (its own 404 and 405 included).
-const PREFIXES: [&str; 3] = ["/api/security/", "/api/svm/", "/api/cluster"];
+const PREFIXES: [&str; 3] = ["/api/security", "/api/svm", "/api/cluster"];
 
 /// The routes of the dialect, with its per-address limits (failed requests, answered in
 /// ONTAP's format: a successful Basic request is no login attempt).
@@ -56,7 +56,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
 
 /// Whether `path` is the dialect's (for the application's 404s).
 pub fn owns(path: &str) -> bool {
-    PREFIXES.iter().any(|p| path.starts_with(p)) || path == "/api/cluster"
+    PREFIXES.iter().any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 /// The answer to an unknown path under the dialect's prefixes.

@@ -12,7 +12,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use otpd_core::{CoreError, DeploymentIdentity, Principal, TotpOptions};
+use otpd_core::{CoreError, DeploymentIdentity, Principal, Role, TotpOptions};
 use serde_json::{Map, Value, json};
 
 const TOTPS: Collection = Collection {
@@ -28,6 +28,7 @@ const TOTPS: Collection = Collection {
         "scope",
         "sha_fingerprint",
     ],
+    booleans: &["enabled"],
     with_factor_only: true,
 };
 
@@ -279,14 +280,15 @@ pub async fn update(
         .target("account.name")
     };
     if enabled.is_none() && comment.is_none() {
-        let status = state.service.totp_status(&caller.principal, &name).await?;
-        return if status.state == "active" {
-            Ok(hal(StatusCode::OK, &json!({})))
-        } else {
-            Err(not_configured())
+        return match state.service.totp_status(&caller.principal, &name).await {
+            Ok(status) if status.state == "active" => Ok(hal(StatusCode::OK, &json!({}))),
+            Ok(_) | Err(CoreError::NotFound("authenticator")) => Err(not_configured()),
+            Err(other) => Err(other.into()),
         };
     }
-    let changing_status = enabled.is_some();
+    // The seed's 144834564 says the caller lacks the admin role; a 2FA admin refused for
+    // an account its roles do not cover gets the generic refusal.
+    let status_refused = enabled.is_some() && !caller.principal.has(Role::TwofactorAdmin);
     state
         .service
         .update_totp(
@@ -299,7 +301,7 @@ pub async fn update(
         )
         .await
         .map_err(|e| match e {
-            CoreError::Forbidden(_) if changing_status => OntapError::new(
+            CoreError::Forbidden(_) if status_refused => OntapError::new(
                 StatusCode::FORBIDDEN,
                 ONLY_ADMIN_MAY_CHANGE_STATUS,
                 "Only users with the admin role are allowed to modify the TOTP status.",

@@ -308,6 +308,16 @@ async fn a_user_creates_reads_comments_and_cannot_weaken_its_profile() {
         none["error"]["message"],
         json!("TOTP is not configured for the user")
     );
+    let (empty, _) = ontap(
+        &app,
+        Method::PATCH,
+        &format!("{TOTPS}/{uuid}/carol"),
+        "admin",
+        Some(json!({})),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(error_code(&empty), "144834566");
 
     // A plain account reads no one else's profile.
     let (other, _) = ontap(
@@ -660,6 +670,15 @@ async fn the_collection_follows_ontaps_query_conventions() {
         ("fields=secret_key", "fields"),
         ("order_by=comment", "order_by"),
         ("order_by=account.name%20sideways", "order_by"),
+        ("enabled=maybe", "enabled"),
+        ("enabled=true|!perhaps", "enabled"),
+        ("account.name=%FF", "query"),
+        (
+            "comment=a&comment=a&comment=a&comment=a&comment=a&comment=a&comment=a&comment=a&\
+             comment=a&comment=a&comment=a&comment=a&comment=a&comment=a&comment=a&comment=a&\
+             comment=a",
+            "comment",
+        ),
     ] {
         let (e, _) = ontap(
             &app,
@@ -809,6 +828,29 @@ async fn accounts_svms_and_the_cluster() {
     )
     .await;
 
+    // A 2FA admin refused for a full admin's profile is refused as such, not as a non-admin.
+    app.account("tfa", &["twofactor_admin"]).await;
+    let (admin_record, _) = ontap(
+        &app,
+        Method::POST,
+        &format!("{TOTPS}?return_records=true"),
+        "admin",
+        Some(json!({"account": {"name": "admin"}})),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert!(admin_record["records"][0]["secret_key"].is_string());
+    let (refused, _) = ontap(
+        &app,
+        Method::PATCH,
+        &format!("{TOTPS}/{uuid}/admin"),
+        "tfa",
+        Some(json!({"enabled": false})),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(error_code(&refused), "6");
+
     // A read-only admin changes nothing.
     let (refused, _) = ontap(
         &app,
@@ -914,6 +956,7 @@ async fn every_failure_is_an_ontap_error_body() {
             StatusCode::NOT_FOUND,
             "4",
         ),
+        (Method::GET, "/api/security", "", StatusCode::NOT_FOUND, "4"),
         (
             Method::PUT,
             TOTPS,
@@ -1035,6 +1078,68 @@ async fn failed_basic_requests_spend_the_address_budget_in_ontaps_format() {
     assert!(r.headers().contains_key(reqwest::header::RETRY_AFTER));
     let body: Value = r.json().await.unwrap();
     assert_eq!(error_code(&body), "8");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_password_guesses_cannot_outrun_the_login_budget() {
+    let app = spawn_app_with(|s| {
+        s.rate_limits = Some(Switch(true));
+        s.login_rate = Some(5);
+        s.failure_rate = Some(1000);
+    })
+    .await;
+    app.account("victim", &[]).await;
+    let url = format!("{}/api/cluster", app.base);
+    // A client repeating its good password pays one attempt, not fifty.
+    for _ in 0..50 {
+        let r = app
+            .client
+            .get(&url)
+            .basic_auth("victim", Some(PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    // Forty guesses at once: only the attempts left in the budget are checked.
+    let guesses = (0..40).map(|i| {
+        app.client
+            .get(&url)
+            .basic_auth("victim", Some(format!("guess {i}")))
+            .send()
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let status = |code| {
+        answers
+            .iter()
+            .filter(|r| r.as_ref().unwrap().status() == code)
+            .count()
+    };
+    let checked = status(StatusCode::UNAUTHORIZED);
+    assert!(
+        checked <= 4,
+        "{checked} guesses checked, the budget had 4 left"
+    );
+    assert_eq!(checked + status(StatusCode::TOO_MANY_REQUESTS), 40);
+    let audit = app
+        .call(
+            Method::GET,
+            "/api/v1/audit?account=victim&action=auth.password",
+            Some(&app.admin.clone()),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(audit.as_array().unwrap().len(), checked, "{audit}");
+    // The good password, remembered, still works from that address.
+    let r = app
+        .client
+        .get(&url)
+        .basic_auth("victim", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
