@@ -33,6 +33,9 @@ pub enum Mode {
     Valid,
     /// Verification of a wrong code.
     Wrong,
+    /// `GET /api/cluster` of the ONTAP dialect with HTTP Basic (`--basic`): what a
+    /// remembered password costs per request.
+    Ontap,
 }
 
 /// One run's settings.
@@ -40,8 +43,9 @@ pub enum Mode {
 pub struct Load {
     /// The server (loopback only).
     pub target: SocketAddr,
-    /// API key of an account allowed to verify (sent as a bearer token).
-    pub api_key: String,
+    /// The `Authorization` header: an API key of an account allowed to verify as a bearer
+    /// token, or (mode `ontap`) HTTP Basic.
+    pub authorization: String,
     /// What to send.
     pub mode: Mode,
     /// Connections, each with one request in flight.
@@ -102,7 +106,7 @@ impl Report {
     /// or of 503s measures nothing, so such a run must not pass for a measurement.
     pub fn unexpected(&self) -> u64 {
         let expected: &[&str] = match self.mode {
-            Mode::Healthz => &["ok"],
+            Mode::Healthz | Mode::Ontap => &["ok"],
             Mode::Valid => &["valid"],
             // With lockout on, an account's later wrong codes find it locked.
             Mode::Wrong => &["invalid", "locked"],
@@ -177,8 +181,10 @@ impl Shared {
     /// The next request's path and body; in valid mode waits (and accounts for it) until
     /// an account can claim a fresh step.
     async fn next_request(&self, wait: &mut Duration) -> anyhow::Result<(String, Bytes)> {
-        if self.load.mode == Mode::Healthz {
-            return Ok(("/healthz".into(), Bytes::new()));
+        match self.load.mode {
+            Mode::Healthz => return Ok(("/healthz".into(), Bytes::new())),
+            Mode::Ontap => return Ok(("/api/cluster".into(), Bytes::new())),
+            Mode::Valid | Mode::Wrong => {}
         }
         let n = self.pool.next.fetch_add(1, Ordering::Relaxed);
         let slot_index = scatter(n, self.load.accounts.max(1));
@@ -280,7 +286,7 @@ async fn worker(shared: Arc<Shared>) -> WorkerResult {
             continue;
         };
         tokio::spawn(conn);
-        let auth = format!("Bearer {}", shared.load.api_key);
+        let auth = shared.load.authorization.clone();
         while !shared.stop.load(Ordering::Relaxed) {
             if shared.sent.fetch_add(1, Ordering::Relaxed) >= shared.load.max_requests {
                 shared.stop.store(true, Ordering::Relaxed);
@@ -351,7 +357,7 @@ pub async fn run(load: Load, pool: Arc<Pool>) -> anyhow::Result<Report> {
         "runs are bounded: at most 600 s measured and 60 s warm-up"
     );
     anyhow::ensure!(
-        load.mode == Mode::Healthz || load.accounts > 0,
+        matches!(load.mode, Mode::Healthz | Mode::Ontap) || load.accounts > 0,
         "verification modes need --accounts"
     );
     anyhow::ensure!(

@@ -61,7 +61,10 @@ enum Command {
         /// API key to verify with (`otpd apikey create --account admin`).
         #[arg(long, env = "OTPD_BENCH_API_KEY", hide_env_values = true)]
         api_key: String,
-        /// healthz, valid or wrong.
+        /// `USER:PASSWORD` for mode `ontap` (HTTP Basic).
+        #[arg(long, env = "OTPD_BENCH_BASIC", hide_env_values = true)]
+        basic: Option<String>,
+        /// healthz, valid, wrong or ontap.
         #[arg(long, value_enum, default_value = "valid")]
         mode: load::Mode,
         /// Connections, comma-separated for several runs (e.g. 1,8,64).
@@ -150,6 +153,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Load {
             target,
             api_key,
+            basic,
             mode,
             concurrency,
             duration,
@@ -175,6 +179,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "cpu µs/r",
                 "rss MiB"
             );
+            let authorization = match (mode, basic) {
+                (load::Mode::Ontap, Some(basic)) => {
+                    format!("Basic {}", data_encoding::BASE64.encode(basic.as_bytes()))
+                }
+                (load::Mode::Ontap, None) => {
+                    anyhow::bail!("mode ontap needs --basic USER:PASSWORD")
+                }
+                _ => format!("Bearer {api_key}"),
+            };
             let pool = load::Pool::new(mode, accounts).await?;
             let mut unexpected = 0;
             for c in concurrency {
@@ -183,7 +196,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let report = load::run(
                         load::Load {
                             target,
-                            api_key: api_key.clone(),
+                            authorization: authorization.clone(),
                             mode,
                             concurrency: c,
                             duration: Duration::from_secs(duration),

@@ -8,6 +8,7 @@ use crate::{Caller, CoreError, CoreResult, FactorMethod, Principal, RequestMeta,
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use zeroize::Zeroizing;
 
@@ -256,7 +257,7 @@ impl Service {
     ) -> CoreResult<Principal> {
         let memo = &self.inner.passwords_seen;
         let id = memo.id(username, &password);
-        let epoch = self.db().credential_epoch().await?;
+        let (epoch, policy) = self.epoch_and_policy().await?;
         let now = self.now();
         let mut caller = match memo.get(&id, epoch, now) {
             Some(caller) => caller,
@@ -292,12 +293,25 @@ impl Service {
         };
         // Whether the account must enroll first follows the policy and its authenticator as
         // they are now (neither moves the epoch), at every request.
-        if self.policy_now().await?.enforced
-            && self.active_factor(&caller.account_id).await?.is_none()
-        {
+        if policy.enforced && self.active_factor(&caller.account_id).await?.is_none() {
             caller.kind = SessionKind::Enrollment;
         }
         Ok(Principal::Account(caller))
+    }
+
+    /// The credential epoch and the policy, in one point read (on SQLite on the calling
+    /// thread): what a remembered password needs at each request.
+    async fn epoch_and_policy(&self) -> CoreResult<(i64, Arc<crate::Policy>)> {
+        const SQL: &str = "SELECT (SELECT epoch FROM credential_epoch WHERE id = 1) AS epoch, document \
+             FROM policy WHERE CAST(id AS TEXT) = $1";
+        let (epoch, document) = self
+            .db()
+            .row_by_key(SQL, "1", |row| {
+                Ok((row.int("epoch")?, row.text("document")?))
+            })
+            .await?
+            .ok_or_else(|| CoreError::Internal("the policy row is missing".into()))?;
+        Ok((epoch, self.inner.policies.parse(&document)?))
     }
 
     /// Whether this instance remembers `password` as the password of `username` (it
