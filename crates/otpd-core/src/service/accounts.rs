@@ -116,10 +116,11 @@ pub(super) fn check_free_text(field: &'static str, text: &str) -> CoreResult<()>
     Ok(())
 }
 
-/// Characters that reorder or hide text (bidirectional overrides and isolates, zero-width
-/// marks): a name or address holding one can read as another's.
+/// Characters that reorder, break or hide text (bidirectional overrides and isolates,
+/// zero-width marks, line and paragraph separators, tag characters): a name or address
+/// holding one can read as another's.
 fn is_invisible_format(c: char) -> bool {
-    matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}' | '\u{e0000}'..='\u{e007f}')
 }
 
 fn validate_email(email: &str) -> CoreResult<()> {

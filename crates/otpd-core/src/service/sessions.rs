@@ -180,7 +180,10 @@ pub(crate) struct PasswordMemo {
 #[derive(Clone)]
 struct KnownPassword {
     epoch: i64,
+    /// When the password was last checked (trusted for [`PASSWORD_MEMO_SECS`] after).
     checked_at: i64,
+    /// When it last authenticated a request (seen lately: no guess).
+    used_at: i64,
     caller: Caller,
 }
 
@@ -207,6 +210,8 @@ impl PasswordMemo {
         use hmac::{Hmac, KeyInit, Mac};
         let mut out = [0u8; 32];
         if let Ok(mut mac) = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(self.key.as_slice()) {
+            // Names are one account whatever their case: one entry for all spellings.
+            let username = username.to_ascii_lowercase();
             mac.update(&(username.len() as u64).to_be_bytes());
             mac.update(username.as_bytes());
             mac.update(password.as_bytes());
@@ -217,8 +222,9 @@ impl PasswordMemo {
 
     fn get(&self, id: &[u8; 32], epoch: i64, now: i64) -> Option<Caller> {
         let mut entries = self.entries();
-        let known = entries.get(id)?;
+        let known = entries.get_mut(id)?;
         if known.epoch == epoch && (0..PASSWORD_MEMO_SECS).contains(&(now - known.checked_at)) {
+            known.used_at = now;
             return Some(known.caller.clone());
         }
         entries.remove(id);
@@ -228,7 +234,7 @@ impl PasswordMemo {
     fn seen_lately(&self, id: &[u8; 32], now: i64) -> bool {
         self.entries()
             .get(id)
-            .is_some_and(|known| (0..PASSWORD_MEMO_SECS).contains(&(now - known.checked_at)))
+            .is_some_and(|known| (0..PASSWORD_MEMO_SECS).contains(&(now - known.used_at)))
     }
 
     fn remember(&self, id: [u8; 32], known: KnownPassword) {
@@ -246,7 +252,7 @@ impl Service {
     /// still needs a code. A failure is audited like a failed login and answers
     /// [`CoreError::Unauthenticated`] — unknown user, wrong or disabled password and locked
     /// account alike, after the same Argon2id work. A success is remembered for a minute
-    /// ([`PasswordMemo`]); it is no login, so it is not audited and makes no session. An
+    /// (`PasswordMemo`); it is no login, so it is not audited and makes no session. An
     /// account that policy requires to enroll and has not gets the principal of an
     /// enrollment session (itself only, enrolling only), decided afresh at every request.
     pub async fn authenticate_password(
@@ -285,6 +291,7 @@ impl Service {
                     KnownPassword {
                         epoch,
                         checked_at: now,
+                        used_at: now,
                         caller: caller.clone(),
                     },
                 );
@@ -315,7 +322,8 @@ impl Service {
     }
 
     /// Whether this instance remembers `password` as the password of `username` (it
-    /// authenticated a request within the last [`PASSWORD_MEMO_SECS`] seconds): such a
+    /// authenticated a request within the last [`PASSWORD_MEMO_SECS`] seconds, counted from
+    /// its last use): such a
     /// request is no password guess, so a door need not count it as a login attempt. No
     /// database read; [`Service::authenticate_password`] still checks the epoch.
     pub fn password_seen_lately(&self, username: &str, password: &str) -> bool {

@@ -329,6 +329,19 @@ async fn a_remembered_password_follows_the_policy_and_the_factor_as_they_are_now
         !env.service
             .password_seen_lately("bobby", "another password")
     );
+    assert!(
+        env.service.password_seen_lately("BOBBY", PASSWORD),
+        "names are case-insensitive"
+    );
+    // Seen lately counts from the last use: a client using its password every few seconds
+    // never turns into a guesser, though its password is checked again every minute.
+    for _ in 0..4 {
+        env.clock.advance(40);
+        assert!(env.service.password_seen_lately("bobby", PASSWORD));
+        by_password("bobby").await;
+    }
+    env.clock.advance(PASSWORD_MEMO_SECS);
+    assert!(!env.service.password_seen_lately("bobby", PASSWORD));
     // Enforcing 2FA moves no epoch, yet the remembered password now only enrolls.
     env.policy(|p| p.enforced = true).await;
     assert_eq!(
