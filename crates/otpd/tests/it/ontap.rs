@@ -1229,46 +1229,19 @@ async fn arbitrary_queries_and_bodies_get_ontap_answers() {
 #[tokio::test]
 #[ignore = "needs python3 with netapp-ontap and pyotp: pass --include-ignored (.ci/run does)"]
 async fn ontap_python_client() {
-    let have_modules = std::process::Command::new("python3")
-        .args(["-c", "import netapp_ontap, pyotp"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        have_modules,
-        "python3 with netapp-ontap and pyotp is required (pip install netapp-ontap pyotp)"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let db = otpd_core::testing::TestDatabase::create(dir.path())
-        .await
-        .unwrap();
-    let server = crate::process::ServeProcess::spawn(
-        &[
-            "--data-dir".as_ref(),
-            dir.path().as_os_str(),
-            "--database-url".as_ref(),
-            std::ffi::OsStr::new(db.url()),
-            "--tls-self-signed".as_ref(),
-            "on".as_ref(),
-        ],
-        &[],
-    );
-    let password = std::fs::read_to_string(dir.path().join("initial-admin-password")).unwrap();
-    let address: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/ontap_client.py");
-    // The server is another process: blocking this test's thread does not stall it.
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .arg(address.ip().to_string())
-        .arg(address.port().to_string())
-        .arg(password.trim())
-        .output()
-        .unwrap();
-    let logs = server.stop();
-    assert!(
-        out.status.success(),
-        "python client failed:\n{}\n{}\nserver:\n{logs}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    crate::process::run_python_client(
+        "ontap_client.py",
+        "netapp_ontap, pyotp",
+        &["--tls-self-signed", "on"],
+        |server, password| {
+            let address: std::net::SocketAddr =
+                server.base.trim_start_matches("http://").parse().unwrap();
+            vec![
+                address.ip().to_string(),
+                address.port().to_string(),
+                password.to_owned(),
+            ]
+        },
+    )
+    .await;
 }

@@ -94,3 +94,51 @@ impl Drop for ServeProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Runs a Python client of `scripts/` against a real `otpd serve` (plus `serve_args`) on a
+/// fresh data directory and test database, and asserts that it succeeds and prints "ok".
+/// `modules` must import (the message names them when they do not); `client_args` gets the
+/// server and the bootstrap admin's password and gives the script's arguments.
+pub async fn run_python_client(
+    script: &str,
+    modules: &str,
+    serve_args: &[&str],
+    client_args: impl FnOnce(&ServeProcess, &str) -> Vec<String>,
+) {
+    let have_modules = Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        have_modules,
+        "python3 with the modules {modules} is required"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db = otpd_core::testing::TestDatabase::create(dir.path())
+        .await
+        .unwrap();
+    let mut args: Vec<&OsStr> = vec![
+        "--data-dir".as_ref(),
+        dir.path().as_os_str(),
+        "--database-url".as_ref(),
+        OsStr::new(db.url()),
+    ];
+    args.extend(serve_args.iter().map(OsStr::new));
+    let server = ServeProcess::spawn(&args, &[]);
+    let password = std::fs::read_to_string(dir.path().join("initial-admin-password")).unwrap();
+    let script = format!("{}/../../scripts/{script}", env!("CARGO_MANIFEST_DIR"));
+    // The server is another process: blocking this test's thread does not stall it.
+    let out = Command::new("python3")
+        .arg(script)
+        .args(client_args(&server, password.trim()))
+        .output()
+        .unwrap();
+    let logs = server.stop();
+    assert!(
+        out.status.success(),
+        "python client failed:\n{}\n{}\nserver:\n{logs}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}

@@ -719,49 +719,17 @@ async fn users_are_managed_through_the_dialect() {
 #[tokio::test]
 #[ignore = "needs python3 with websocket-client and pyotp: pass --include-ignored (.ci/run does)"]
 async fn truenas_python_client() {
-    let have_modules = std::process::Command::new("python3")
-        .args(["-c", "import websocket, pyotp"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        have_modules,
-        "python3 with websocket-client and pyotp is required (pip install websocket-client pyotp)"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let db = otpd_core::testing::TestDatabase::create(dir.path())
-        .await
-        .unwrap();
-    let server = crate::process::ServeProcess::spawn(
-        &[
-            "--data-dir".as_ref(),
-            dir.path().as_os_str(),
-            "--database-url".as_ref(),
-            std::ffi::OsStr::new(db.url()),
-        ],
+    crate::process::run_python_client(
+        "truenas_client.py",
+        "websocket, pyotp",
         &[],
-    );
-    let password = std::fs::read_to_string(dir.path().join("initial-admin-password")).unwrap();
-    let url = format!(
-        "{}/api/current",
-        server.base.replacen("http://", "ws://", 1)
-    );
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/truenas_client.py"
-    );
-    // The server is another process: blocking this test's thread does not stall it.
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .arg(&url)
-        .arg(password.trim())
-        .output()
-        .unwrap();
-    let logs = server.stop();
-    assert!(
-        out.status.success(),
-        "python client failed:\n{}\n{}\nserver:\n{logs}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+        |server, password| {
+            let url = format!(
+                "{}/api/current",
+                server.base.replacen("http://", "ws://", 1)
+            );
+            vec![url, password.to_owned()]
+        },
+    )
+    .await;
 }
