@@ -15,7 +15,9 @@ pub mod testing;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CoreError, CoreResult};
 pub use model::*;
-pub use password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, Passwords};
+pub use password::{
+    Checked, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PasswordProof, Passwords, sha256_hex,
+};
 pub use seal::{DataKey, KeyRing, MasterKey, Purpose, sealed_key_id};
 pub use service::*;
 pub use store::{Backend, Db, DbOptions};

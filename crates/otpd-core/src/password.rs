@@ -1,8 +1,17 @@
 //! Argon2id password hashing, off the async workers and with bounded concurrency.
+//!
+//! What is hashed is the lower-case hex SHA-256 of the password, not the password itself:
+//! Meteor clients (Rocket.Chat) prove a password by that digest alone — at login, and as
+//! the `x-2fa-code` of Rocket.Chat's password check — so otpd must be able to check it.
+//! The digest is as good as the password to whoever holds it (as in Rocket.Chat); it is
+//! never stored, only its Argon2id hash. Hashes made before the digest (PHC strings without
+//! the [`PREHASHED`] mark) still verify plain passwords, and are replaced at the next
+//! successful login ([`Checked::upgrade`]).
 
 use crate::{CoreError, CoreResult};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use sha2::{Digest as _, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Semaphore;
@@ -12,6 +21,61 @@ use zeroize::Zeroizing;
 pub const MIN_PASSWORD_LEN: usize = 8;
 /// The longest password accepted (bytes): enough for any passphrase, bounded for the hash.
 pub const MAX_PASSWORD_LEN: usize = 1024;
+
+/// The mark before the PHC string of a hash of the password's SHA-256 digest.
+const PREHASHED: &str = "sha256:";
+
+/// A password as a client proves it.
+pub enum PasswordProof {
+    /// The password itself.
+    Plain(Zeroizing<String>),
+    /// The lower-case hex SHA-256 of the password (Meteor's `{digest, algorithm:
+    /// "sha-256"}`, Rocket.Chat's password check); upper-case hex is accepted.
+    Sha256Hex(Zeroizing<String>),
+}
+
+impl From<Zeroizing<String>> for PasswordProof {
+    fn from(password: Zeroizing<String>) -> Self {
+        PasswordProof::Plain(password)
+    }
+}
+
+impl PasswordProof {
+    /// The digest that is hashed: 64 lower-case hex characters, or `None` for a
+    /// [`PasswordProof::Sha256Hex`] that is no digest.
+    fn digest(&self) -> Option<Zeroizing<String>> {
+        match self {
+            PasswordProof::Plain(password) => Some(sha256_hex(password)),
+            PasswordProof::Sha256Hex(hex) => (hex.len() == 64
+                && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| Zeroizing::new(hex.to_ascii_lowercase())),
+        }
+    }
+}
+
+/// The lower-case hex SHA-256 of `password`.
+pub fn sha256_hex(password: &str) -> Zeroizing<String> {
+    let digest = Zeroizing::new(<[u8; 32]>::from(Sha256::digest(password.as_bytes())));
+    Zeroizing::new(data_encoding::HEXLOWER.encode(digest.as_slice()))
+}
+
+/// What a password check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// Whether the proof matches the hash.
+    pub ok: bool,
+    /// The hash to store instead, when the proof was a plain password that matched a hash
+    /// of an older form (made before [`PREHASHED`]).
+    pub upgrade: Option<String>,
+}
+
+/// The stored form of a password whose digest is `digest`.
+fn prehashed(digest: &str) -> CoreResult<String> {
+    Argon2::default()
+        .hash_password(digest.as_bytes())
+        .map(|h| format!("{PREHASHED}{h}"))
+        .map_err(|_| CoreError::Internal("password hashing failed".into()))
+}
 
 /// Hashes and verifies passwords with Argon2id at the OWASP parameters (19 MiB, t=2, p=1:
 /// the `argon2` crate's defaults). Work runs on tokio's blocking pool, at most `permits` at
@@ -60,21 +124,19 @@ impl Passwords {
         Ok(())
     }
 
-    /// An Argon2id PHC string for `password`.
+    /// The stored form of `password`: [`PREHASHED`] and the Argon2id PHC string of its
+    /// SHA-256 digest.
     pub async fn hash(&self, password: Zeroizing<String>) -> CoreResult<String> {
+        let digest = sha256_hex(&password);
+        drop(password);
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| CoreError::Internal("hasher closed".into()))?;
-        tokio::task::spawn_blocking(move || {
-            Argon2::default()
-                .hash_password(password.as_bytes())
-                .map(|h| h.to_string())
-                .map_err(|_| CoreError::Internal("password hashing failed".into()))
-        })
-        .await
-        .map_err(|_| CoreError::Internal("password hashing task failed".into()))?
+        tokio::task::spawn_blocking(move || prehashed(&digest))
+            .await
+            .map_err(|_| CoreError::Internal("password hashing task failed".into()))?
     }
 
     /// How many passwords this hasher has verified (each an Argon2id hash), since start.
@@ -89,6 +151,13 @@ impl Passwords {
         password: Zeroizing<String>,
         hash: Option<String>,
     ) -> CoreResult<bool> {
+        Ok(self.check(PasswordProof::Plain(password), hash).await?.ok)
+    }
+
+    /// Checks a password or its digest against `hash` (see [`Passwords::verify`]), at the
+    /// same Argon2id cost whatever the proof, the hash or the answer. A digest cannot be
+    /// checked against a hash made before [`PREHASHED`]: it is refused.
+    pub async fn check(&self, proof: PasswordProof, hash: Option<String>) -> CoreResult<Checked> {
         let _permit = self
             .permits
             .acquire()
@@ -97,13 +166,43 @@ impl Passwords {
         self.verified.fetch_add(1, Ordering::Relaxed);
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy.to_string());
-        let ok = tokio::task::spawn_blocking(move || {
-            Argon2::default()
-                .verify_password(password.as_bytes(), hash.as_str())
-                .is_ok()
+        tokio::task::spawn_blocking(move || {
+            let verify =
+                |input: &[u8], phc: &str| Argon2::default().verify_password(input, phc).is_ok();
+            // Work that cannot succeed: a proof that cannot be checked costs the same.
+            let refused = |phc: &str| {
+                verify(b"-", phc);
+                Checked {
+                    ok: false,
+                    upgrade: None,
+                }
+            };
+            let checked = match (hash.strip_prefix(PREHASHED), &proof) {
+                (Some(phc), _) => match proof.digest() {
+                    Some(digest) => Checked {
+                        ok: verify(digest.as_bytes(), phc),
+                        upgrade: None,
+                    },
+                    None => refused(phc),
+                },
+                (None, PasswordProof::Plain(password)) => {
+                    let ok = verify(password.as_bytes(), &hash);
+                    let upgrade = if ok && known {
+                        prehashed(&sha256_hex(password)).ok()
+                    } else {
+                        None
+                    };
+                    Checked { ok, upgrade }
+                }
+                // A digest cannot be checked against a hash of the password itself.
+                (None, PasswordProof::Sha256Hex(_)) => refused(&hash),
+            };
+            Checked {
+                ok: known && checked.ok,
+                upgrade: checked.upgrade,
+            }
         })
         .await
-        .map_err(|_| CoreError::Internal("password hashing task failed".into()))?;
-        Ok(known && ok)
+        .map_err(|_| CoreError::Internal("password hashing task failed".into()))
     }
 }

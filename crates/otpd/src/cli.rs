@@ -392,7 +392,13 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
             )?,
             RecoveryCmd::Regenerate { name, out } => print_codes(
                 &service
-                    .regenerate_recovery_codes(&p, &name, None, &meta)
+                    .regenerate_recovery_codes(
+                        &p,
+                        &name,
+                        None,
+                        otpd_core::RecoveryCodeSet::Policy,
+                        &meta,
+                    )
                     .await?,
                 out.json,
             )?,

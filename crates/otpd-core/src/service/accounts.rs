@@ -162,6 +162,26 @@ impl Service {
         row.as_ref().map(account_from_row).transpose()
     }
 
+    /// Looks an account up by e-mail address (case-insensitively): `None` unless exactly one
+    /// account has it.
+    pub(crate) async fn find_account_by_email(
+        &self,
+        conn: &mut AnyConnection,
+        email: &str,
+    ) -> CoreResult<Option<AccountRow>> {
+        if validate_email(email).is_err() {
+            return Ok(None);
+        }
+        let rows = sqlx::query(ACCOUNT_BY_EMAIL)
+            .bind(email.to_owned())
+            .fetch_all(conn)
+            .await?;
+        match rows.as_slice() {
+            [row] => Ok(Some(account_from_row(row)?)),
+            _ => Ok(None),
+        }
+    }
+
     pub(crate) async fn require_account(
         &self,
         conn: &mut AnyConnection,
@@ -306,6 +326,25 @@ impl Service {
         }
         let row = sqlx::query(ACCOUNT_BY_UID)
             .bind(uid)
+            .fetch_optional(&self.db().read)
+            .await?
+            .ok_or(CoreError::NotFound("account"))?;
+        Ok(account_from_row(&row)?.account)
+    }
+
+    /// The account whose stable id is `id` (Rocket.Chat's `userId`): the account itself or
+    /// any admin; anyone else is refused whether the id exists or not.
+    pub async fn account_by_id(&self, principal: &Principal, id: &str) -> CoreResult<Account> {
+        if let Err(refused) = self.authorize(principal, None, Need::AnyAdmin, false) {
+            return match principal {
+                Principal::Account(caller) if caller.account_id == id => {
+                    self.get_account(principal, &caller.username).await
+                }
+                _ => Err(refused),
+            };
+        }
+        let row = sqlx::query(ACCOUNT_BY_ID)
+            .bind(id.to_owned())
             .fetch_optional(&self.db().read)
             .await?
             .ok_or(CoreError::NotFound("account"))?;
@@ -610,6 +649,18 @@ const ACCOUNT_BY_NAME: &str = concat!(
     "SELECT ",
     account_columns!(),
     " FROM accounts WHERE username_key = $1"
+);
+
+const ACCOUNT_BY_EMAIL: &str = concat!(
+    "SELECT ",
+    account_columns!(),
+    " FROM accounts WHERE lower(email) = lower($1) LIMIT 2"
+);
+
+const ACCOUNT_BY_ID: &str = concat!(
+    "SELECT ",
+    account_columns!(),
+    " FROM accounts WHERE id = $1"
 );
 
 const ACCOUNT_BY_UID: &str = concat!(

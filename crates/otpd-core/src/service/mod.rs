@@ -17,8 +17,10 @@ pub use admin::{AuditEvent, AuditQuery};
 pub use bulk::BulkAccount;
 pub use directory::{DeploymentIdentity, DirectoryEntry, DirectoryQuery, FactorSummary};
 pub use keys::{DataKeyInfo, KeyStatus, Rotation};
+pub use recovery::RecoveryCodeSet;
 pub use sessions::{
-    ApiKeyInfo, LoginOutcome, NewApiKey, PASSWORD_MEMO_SECS, SessionInfo, Token, is_api_key,
+    ApiKeyInfo, LoginName, LoginOutcome, NewApiKey, PASSWORD_MEMO_SECS, ProofMethod,
+    Reauthentication, SessionInfo, Token, is_api_key,
 };
 pub use totp::{Enrollment, Provisioned, Renewal, TotpOptions, TotpStatus};
 

@@ -9,38 +9,96 @@ use sqlx::AnyConnection;
 /// Digits and capitals without 0/O and 1/I/L, which people confuse: 31 symbols, each
 /// drawn with equal probability ([`generate`]), so a code carries 10 × log2(31) ≈ 49.5 bits.
 const ALPHABET: &[u8; 31] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+/// The length of otpd's own codes.
 const LEN: usize = 10;
+/// The lengths a code may have: 8 is what Rocket.Chat and Zimbra issue (a code of 8
+/// symbols carries 8 × log2(31) ≈ 39.6 bits, ample against the lockout).
+const LENGTHS: std::ops::RangeInclusive<usize> = 8..=16;
+
+/// How many recovery codes to issue, and of what length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryCodeSet {
+    /// The policy's `recovery_code_count` codes of 10 symbols, shown `ABCDE-FGHIJ`.
+    Policy,
+    /// What a product issues — Rocket.Chat 12 codes of 8 characters
+    /// (`app/2fa/server/lib/totp.ts`), Zimbra 10 of 8 (`zimbraTwoFactorScratchCodeLength`)
+    /// — shown ungrouped: `count` codes (1 to 50) of `length` symbols (8 to 16).
+    Exactly {
+        /// How many.
+        count: u32,
+        /// Symbols each.
+        length: usize,
+    },
+}
+
+impl RecoveryCodeSet {
+    /// The count and length, with the policy's count.
+    pub(crate) fn shape(self, policy_count: u32) -> CoreResult<(u32, usize)> {
+        match self {
+            RecoveryCodeSet::Policy => Ok((policy_count, LEN)),
+            RecoveryCodeSet::Exactly { count, length } => {
+                if !(1..=50).contains(&count) || !LENGTHS.contains(&length) {
+                    return Err(CoreError::Internal(
+                        "a recovery code set must be 1 to 50 codes of 8 to 16 symbols".into(),
+                    ));
+                }
+                Ok((count, length))
+            }
+        }
+    }
+}
 
 /// A recovery code as typed: ASCII spaces and hyphens dropped, upper-cased; `None` unless it
-/// is 10 symbols of the alphabet. TOTP codes (6–8 digits) never have this shape.
+/// is 8 to 16 symbols of the alphabet with a letter among the first 8 — so a TOTP code (6
+/// to 8 digits) never has this shape, and no generated code is all digits ([`generate`]).
 pub(crate) fn recovery_shape(text: &str) -> Option<String> {
     let code: String = text
         .chars()
         .filter(|c| *c != ' ' && *c != '-')
         .map(|c| c.to_ascii_uppercase())
         .collect();
-    (code.len() == LEN && code.bytes().all(|b| ALPHABET.contains(&b))).then_some(code)
+    (LENGTHS.contains(&code.len())
+        && code.bytes().all(|b| ALPHABET.contains(&b))
+        && !all_digits(&code))
+    .then_some(code)
 }
 
-/// `ABCDE-FGHIJ`, as shown to people.
+/// Whether a code could be taken for a TOTP code: its first 8 symbols are digits. (Older
+/// codes of 10 symbols were drawn without this rule; one with 8 leading digits — about
+/// one in 50,000 — is refused by [`recovery_shape`] and should be regenerated.)
+fn all_digits(code: &str) -> bool {
+    code.bytes().take(8).all(|b| b.is_ascii_digit())
+}
+
+/// `ABCDE-FGHIJ` for otpd's own codes, as shown to people; others as they are.
 pub(crate) fn format_recovery_code(code: &str) -> String {
-    match (code.get(..5), code.get(5..)) {
-        (Some(a), Some(b)) => format!("{a}-{b}"),
+    match (code.len() == LEN, code.get(..5), code.get(5..)) {
+        (true, Some(a), Some(b)) => format!("{a}-{b}"),
         _ => code.to_owned(),
     }
 }
 
-fn generate() -> CoreResult<String> {
+/// A code of `len` symbols, drawn again while its first 8 are all digits.
+fn generate(len: usize) -> CoreResult<String> {
+    loop {
+        let code = draw(len)?;
+        if !all_digits(&code) {
+            return Ok(code);
+        }
+    }
+}
+
+fn draw(len: usize) -> CoreResult<String> {
     // Rejection sampling: bytes of 248 or more (248 = 8 × 31) are drawn again, so that the
     // remainder modulo 31 favours no symbol.
     const LIMIT: u8 = 248;
-    let mut code = String::with_capacity(LEN);
+    let mut code = String::with_capacity(len);
     let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-    while code.len() < LEN {
+    while code.len() < len {
         getrandom::fill(bytes.as_mut_slice())
             .map_err(|_| CoreError::Internal("system RNG failed".into()))?;
         for b in bytes.iter().filter(|b| **b < LIMIT) {
-            if code.len() == LEN {
+            if code.len() == len {
                 break;
             }
             let symbol = ALPHABET.get(usize::from(*b) % ALPHABET.len()).copied();
@@ -51,12 +109,12 @@ fn generate() -> CoreResult<String> {
 }
 
 impl Service {
-    /// Replaces an account's recovery codes with `count` new ones.
+    /// Replaces an account's recovery codes with a new set of `count` codes of `length`.
     pub(crate) async fn replace_recovery_codes(
         &self,
         conn: &mut AnyConnection,
         account_id: &str,
-        count: u32,
+        (count, length): (u32, usize),
     ) -> CoreResult<Vec<Shown>> {
         sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1")
             .bind(account_id.to_owned())
@@ -66,7 +124,7 @@ impl Service {
         let ring = self.sealing_ring(&mut *conn).await?;
         let mut shown = Vec::new();
         for _ in 0..count {
-            let code = generate()?;
+            let code = generate(length)?;
             let id = new_id();
             sqlx::query("INSERT INTO recovery_codes (id, account_id, lookup, sealed, key_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(id.clone())
@@ -125,7 +183,7 @@ mod tests {
 
     #[test]
     fn shape_and_format() {
-        let code = generate().unwrap();
+        let code = generate(LEN).unwrap();
         assert_eq!(code.len(), 10);
         let shown = format_recovery_code(&code);
         assert_eq!(recovery_shape(&shown).as_deref(), Some(code.as_str()));
@@ -134,7 +192,16 @@ mod tests {
             Some(code.as_str())
         );
         assert_eq!(recovery_shape("123456"), None);
-        assert_eq!(recovery_shape("12345678"), None);
+        assert_eq!(recovery_shape("12345678"), None, "an 8-digit TOTP code");
+        assert_eq!(recovery_shape("2345678A").as_deref(), Some("2345678A"));
+        assert_eq!(recovery_shape("abcd-efgh").as_deref(), Some("ABCDEFGH"));
+        assert_eq!(recovery_shape("ABCDEFG"), None, "7 symbols");
+        assert_eq!(recovery_shape("ABCDEFGHJKMNPQRST"), None, "17 symbols");
+        for _ in 0..2_000 {
+            let short = generate(8).unwrap();
+            assert_eq!(format_recovery_code(&short), short);
+            assert_eq!(recovery_shape(&short).as_deref(), Some(short.as_str()));
+        }
         assert_eq!(
             recovery_shape("ABCDE-FGHI0"),
             None,
@@ -151,7 +218,7 @@ mod tests {
         assert_eq!(distinct.len(), ALPHABET.len(), "a symbol is listed twice");
         let mut counts = std::collections::HashMap::<char, u32>::new();
         for _ in 0..20_000 {
-            for c in generate().unwrap().chars() {
+            for c in generate(LEN).unwrap().chars() {
                 *counts.entry(c).or_default() += 1;
             }
         }

@@ -4,7 +4,10 @@
 use super::accounts::AccountRow;
 use super::{Audit, Need, Outcome, Service, Shown, new_id, new_token, token_hash};
 use crate::model::roles_from_db;
-use crate::{Caller, CoreError, CoreResult, FactorMethod, Principal, RequestMeta, SessionKind};
+use crate::{
+    Caller, CoreError, CoreResult, FactorMethod, PasswordProof, Principal, RequestMeta,
+    SessionKind, VerifyReason,
+};
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 use std::collections::HashMap;
@@ -43,6 +46,51 @@ pub enum LoginOutcome {
     },
     /// Policy requires enrollment first: a session limited to enrolling.
     EnrollmentRequired(Token),
+}
+
+/// How a client names the account it logs in to.
+#[derive(Debug, Clone, Copy)]
+pub enum LoginName<'a> {
+    /// The account name (case-insensitive).
+    Username(&'a str),
+    /// The account's e-mail address (case-insensitive); an address two accounts share
+    /// logs in to neither.
+    Email(&'a str),
+    /// A name, or — when no account has that name and it has an `@` — an e-mail address
+    /// (Rocket.Chat's `user`).
+    UsernameOrEmail(&'a str),
+}
+
+impl LoginName<'_> {
+    /// What a refused attempt is audited against.
+    fn text(&self) -> &str {
+        match self {
+            LoginName::Username(s) | LoginName::Email(s) | LoginName::UsernameOrEmail(s) => s,
+        }
+    }
+}
+
+/// How an account proves itself again, for one request ([`Service::reauthenticate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProofMethod {
+    /// A code of its active authenticator (TOTP or recovery code).
+    Totp,
+    /// Its password, as the lower-case hex SHA-256 of it (Rocket.Chat's fallback for
+    /// accounts without a second factor).
+    Password,
+}
+
+/// What [`Service::reauthenticate`] found.
+#[derive(Debug, Clone)]
+pub enum Reauthentication {
+    /// Proven (or nothing to prove): act as this principal for the rest of the request —
+    /// after a code, its second factor counts as proven now (the core's step-up is met).
+    Proven(Principal),
+    /// No proof was sent; this is what the account must send.
+    Required(ProofMethod),
+    /// The proof was wrong (counted and audited); why, for a code.
+    Refused(ProofMethod, VerifyReason),
 }
 
 /// A session as listed to its owner (never the token).
@@ -269,7 +317,7 @@ impl Service {
             Some(caller) => caller,
             None => {
                 let Some(account) = self
-                    .account_with_password(username, password)
+                    .account_with_proof(LoginName::Username(username), password.into())
                     .await?
                     .filter(|a| !a.locked)
                 else {
@@ -339,8 +387,20 @@ impl Service {
         password: Zeroizing<String>,
         meta: &RequestMeta,
     ) -> CoreResult<LoginOutcome> {
-        let Some(account) = self.account_with_password(username, password).await? else {
-            self.audit_bad_password(username, "auth.login", meta)
+        self.login_as(LoginName::Username(username), password.into(), meta)
+            .await
+    }
+
+    /// [`Service::login`] with the account named by its name or e-mail address, and the
+    /// password or its digest (Meteor clients send either).
+    pub async fn login_as(
+        &self,
+        name: LoginName<'_>,
+        password: PasswordProof,
+        meta: &RequestMeta,
+    ) -> CoreResult<LoginOutcome> {
+        let Some(account) = self.account_with_proof(name, password).await? else {
+            self.audit_bad_password(name.text(), "auth.login", meta)
                 .await?;
             return Err(CoreError::Unauthenticated);
         };
@@ -484,22 +544,116 @@ impl Service {
         Ok(token)
     }
 
-    /// The account `username` names, if `password` is its password — after the same
-    /// Argon2id work whether the account exists or not, so that timing tells nothing.
-    async fn account_with_password(
+    /// The account `name` names, if `password` proves its password — after the same
+    /// Argon2id work whether the account exists or not, so that timing tells nothing. A
+    /// password hash of an older form is replaced on the way ([`crate::Checked::upgrade`]);
+    /// that is no change of the credential, so it is not audited (the epoch still moves).
+    async fn account_with_proof(
         &self,
-        username: &str,
-        password: Zeroizing<String>,
+        name: LoginName<'_>,
+        password: PasswordProof,
     ) -> CoreResult<Option<crate::Account>> {
         let found = {
             let mut conn = self.db().read.acquire().await?;
-            self.find_account(&mut conn, username).await?
+            match name {
+                LoginName::Username(name) => self.find_account(&mut conn, name).await?,
+                LoginName::Email(email) => self.find_account_by_email(&mut conn, email).await?,
+                LoginName::UsernameOrEmail(text) => match self.find_account(&mut conn, text).await?
+                {
+                    Some(found) => Some(found),
+                    None if text.contains('@') => {
+                        self.find_account_by_email(&mut conn, text).await?
+                    }
+                    None => None,
+                },
+            }
         };
         let hash = found.as_ref().and_then(|a| a.password_hash.clone());
-        let ok = self.passwords().verify(password, hash).await?;
+        let checked = self.passwords().check(password, hash.clone()).await?;
+        if let (true, Some(upgrade), Some(found), Some(old)) =
+            (checked.ok, checked.upgrade, &found, hash)
+        {
+            // Only if the hash is still the one checked: a concurrent change wins.
+            sqlx::query(
+                "UPDATE accounts SET password_hash = $1 WHERE id = $2 AND password_hash = $3",
+            )
+            .bind(upgrade)
+            .bind(found.account.id.clone())
+            .bind(old)
+            .execute(&self.db().write)
+            .await?;
+        }
         Ok(found
-            .filter(|_| ok)
+            .filter(|_| checked.ok)
             .map(|AccountRow { account, .. }| account))
+    }
+
+    /// Makes the caller prove itself again for this request (Rocket.Chat's
+    /// `twoFactorRequired` check): an account with an active, enabled authenticator by one
+    /// of its codes — checked, claimed and counted like any other, whatever its session
+    /// proved before — else an account with a password by the password's SHA-256 digest
+    /// (a refused digest is audited as a bad password; the door counts it against the
+    /// address). An account with neither, and the CLI, have nothing to prove. A proven
+    /// code counts as this request's second factor for the core's step-up rule (and is
+    /// recorded on the session, as step-up records it).
+    pub async fn reauthenticate(
+        &self,
+        principal: &Principal,
+        proof: Option<&str>,
+        meta: &RequestMeta,
+    ) -> CoreResult<Reauthentication> {
+        let Principal::Account(caller) = principal else {
+            return Ok(Reauthentication::Proven(principal.clone()));
+        };
+        if self.active_factor(&caller.account_id).await? == Some(true) {
+            let Some(code) = proof else {
+                return Ok(Reauthentication::Required(ProofMethod::Totp));
+            };
+            let outcome = self
+                .check_code(
+                    &caller.username,
+                    code,
+                    &caller.username,
+                    "auth.reauthenticate",
+                    meta,
+                )
+                .await?;
+            if !outcome.valid {
+                let reason = outcome.reason.unwrap_or(VerifyReason::Invalid);
+                return Ok(Reauthentication::Refused(ProofMethod::Totp, reason));
+            }
+            let now = self.now();
+            if let Some(session) = &caller.session_id {
+                sqlx::query("UPDATE sessions SET second_factor_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(session.clone())
+                    .execute(&self.db().write)
+                    .await?;
+            }
+            let mut proven = caller.clone();
+            proven.second_factor_at = Some(now);
+            return Ok(Reauthentication::Proven(Principal::Account(proven)));
+        }
+        let account = {
+            let mut conn = self.db().read.acquire().await?;
+            self.find_account(&mut conn, &caller.username).await?
+        };
+        let Some(hash) = account.and_then(|a| a.password_hash) else {
+            return Ok(Reauthentication::Proven(principal.clone()));
+        };
+        let Some(digest) = proof else {
+            return Ok(Reauthentication::Required(ProofMethod::Password));
+        };
+        let digest = PasswordProof::Sha256Hex(Zeroizing::new(digest.to_owned()));
+        if self.passwords().check(digest, Some(hash)).await?.ok {
+            return Ok(Reauthentication::Proven(principal.clone()));
+        }
+        self.audit_bad_password(&caller.username, "auth.reauthenticate", meta)
+            .await?;
+        Ok(Reauthentication::Refused(
+            ProofMethod::Password,
+            VerifyReason::Invalid,
+        ))
     }
 
     /// Audits a refused password against the name tried (when it is a valid name).

@@ -4,7 +4,7 @@
 
 use super::admin::PolicyMemo;
 use super::commit::{self, AuditRow, AuthRef, FailureCount, VerifyWrite, Written};
-use super::recovery::{format_recovery_code, recovery_shape};
+use super::recovery::{RecoveryCodeSet, format_recovery_code, recovery_shape};
 use super::sessions::Revoke;
 use super::{Audit, Need, Outcome, Service, Shown, new_id};
 use crate::store::{Backend, Columns};
@@ -554,6 +554,7 @@ impl Service {
         principal: &Principal,
         username: &str,
         code: &str,
+        set: RecoveryCodeSet,
         meta: &RequestMeta,
     ) -> CoreResult<Vec<Shown>> {
         self.authorize(principal, Some(username), Need::SelfOr2faAdmin, true)?;
@@ -620,7 +621,7 @@ impl Service {
             .replace_recovery_codes(
                 &mut tx,
                 &subject.account_id,
-                subject.policy.recovery_code_count,
+                set.shape(subject.policy.recovery_code_count)?,
             )
             .await?;
         if let Principal::Account(caller) = principal
@@ -711,7 +712,7 @@ impl Service {
             .replace_recovery_codes(
                 &mut tx,
                 &subject.account_id,
-                subject.policy.recovery_code_count,
+                RecoveryCodeSet::Policy.shape(subject.policy.recovery_code_count)?,
             )
             .await?;
         self.revoke_credentials_tx(&mut tx, &subject.account_id, principal, Revoke::Sessions)
@@ -1277,8 +1278,9 @@ impl Service {
     /// Step-up (DESIGN.md): an account that reads or weakens its own second factor (renew,
     /// remove, disable, list or regenerate recovery codes, change its password) while it has
     /// an active, enabled authenticator must have proven that factor within `step_up_secs`
-    /// on this session, or send a code along (checked, claimed and counted like any other).
-    /// An API key never proves a second factor. Others acting on it (admins, the CLI) need
+    /// on this session (or on this request: [`Service::reauthenticate`]), or send a code
+    /// along (checked, claimed and counted like any other). An API key never proves a
+    /// second factor by itself. Others acting on it (admins, the CLI) need
     /// no step-up of the target's factor.
     ///
     /// Returns [`StepUp::Proven`] when a second factor was required and proven,
@@ -1305,10 +1307,11 @@ impl Service {
             return Ok(StepUp::NoFactor);
         }
         let now = self.now();
-        if caller.session_id.is_some()
-            && caller
-                .second_factor_at
-                .is_some_and(|t| now.saturating_sub(t) <= to_i64(subject.policy.step_up_secs))
+        // A principal carries the second factor its session proved, or one proved on this
+        // request (`reauthenticate`); an API key or a Basic password never carries one.
+        if caller
+            .second_factor_at
+            .is_some_and(|t| now.saturating_sub(t) <= to_i64(subject.policy.step_up_secs))
         {
             return Ok(StepUp::Proven);
         }
@@ -1345,6 +1348,7 @@ impl Service {
         principal: &Principal,
         username: &str,
         step_up_code: Option<&str>,
+        set: RecoveryCodeSet,
         meta: &RequestMeta,
     ) -> CoreResult<Vec<Shown>> {
         self.authorize(principal, Some(username), Need::OnlySelf, false)?;
@@ -1366,7 +1370,7 @@ impl Service {
             .replace_recovery_codes(
                 &mut tx,
                 &subject.account_id,
-                subject.policy.recovery_code_count,
+                set.shape(subject.policy.recovery_code_count)?,
             )
             .await?;
         let actor = principal.actor();

@@ -122,7 +122,7 @@ async fn weakening_ones_own_second_factor_needs_step_up_on_every_route() {
     );
     step_up_required(
         env.service
-            .regenerate_recovery_codes(&key, "helpdesk", None, &meta())
+            .regenerate_recovery_codes(&key, "helpdesk", None, RecoveryCodeSet::Policy, &meta())
             .await,
     );
     step_up_required(
@@ -285,7 +285,13 @@ impl Env {
     async fn login_2fa_after_enroll(&self, name: &str) -> Principal {
         let codes = self
             .service
-            .regenerate_recovery_codes(&Principal::Cli, name, None, &meta())
+            .regenerate_recovery_codes(
+                &Principal::Cli,
+                name,
+                None,
+                RecoveryCodeSet::Policy,
+                &meta(),
+            )
             .await
             .unwrap();
         let LoginOutcome::SecondFactorRequired { challenge } = self
@@ -342,7 +348,7 @@ async fn enrollment_only_sessions_only_enroll_themselves() {
     );
     forbidden(
         env.service
-            .confirm_enrollment(&me, "carol", "123456", &meta())
+            .confirm_enrollment(&me, "carol", "123456", RecoveryCodeSet::Policy, &meta())
             .await,
     );
     forbidden(env.service.audit_events(&me, &AuditQuery::default()).await);
@@ -359,7 +365,13 @@ async fn enrollment_only_sessions_only_enroll_themselves() {
         .unwrap();
     let secret = otp::Secret::from_base32(e.secret.expose()).unwrap();
     env.service
-        .confirm_enrollment(&me, "helpdesk", &env.code(&secret), &meta())
+        .confirm_enrollment(
+            &me,
+            "helpdesk",
+            &env.code(&secret),
+            RecoveryCodeSet::Policy,
+            &meta(),
+        )
         .await
         .unwrap();
     // Enrolled: the same token is a full session with the account's roles.
@@ -402,7 +414,13 @@ async fn recovery_ends_every_credential_an_attacker_may_hold() {
         .unwrap();
     let secret = otp::Secret::from_base32(e.secret.expose()).unwrap();
     env.service
-        .confirm_enrollment(&mine, "alice", &env.code(&secret), &meta())
+        .confirm_enrollment(
+            &mine,
+            "alice",
+            &env.code(&secret),
+            RecoveryCodeSet::Policy,
+            &meta(),
+        )
         .await
         .unwrap();
     env.clock.advance(30);

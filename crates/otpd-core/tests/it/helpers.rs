@@ -93,7 +93,13 @@ impl Env {
         let secret = otp::Secret::from_base32(e.secret.expose()).unwrap();
         let codes = self
             .service
-            .confirm_enrollment(&Principal::Cli, name, &self.code(&secret), &meta())
+            .confirm_enrollment(
+                &Principal::Cli,
+                name,
+                &self.code(&secret),
+                RecoveryCodeSet::Policy,
+                &meta(),
+            )
             .await
             .unwrap();
         // The confirming step is claimed: move on to the next one.

@@ -25,7 +25,13 @@ async fn step_up_is_required_for_ones_own_changes() {
     assert!(matches!(r, Err(CoreError::StepUpRequired)), "{r:?}");
     let r = env
         .service
-        .regenerate_recovery_codes(&me, "alice", Some("000000"), &meta())
+        .regenerate_recovery_codes(
+            &me,
+            "alice",
+            Some("000000"),
+            RecoveryCodeSet::Policy,
+            &meta(),
+        )
         .await;
     assert!(
         matches!(r, Err(CoreError::SecondFactorFailed { .. })),
@@ -80,13 +86,13 @@ async fn step_up_is_required_for_ones_own_changes() {
         .await
         .unwrap();
     env.service
-        .regenerate_recovery_codes(&me, "alice", None, &meta())
+        .regenerate_recovery_codes(&me, "alice", None, RecoveryCodeSet::Policy, &meta())
         .await
         .unwrap();
     env.clock.advance(301);
     let r = env
         .service
-        .regenerate_recovery_codes(&me, "alice", None, &meta())
+        .regenerate_recovery_codes(&me, "alice", None, RecoveryCodeSet::Policy, &meta())
         .await;
     assert!(matches!(r, Err(CoreError::StepUpRequired)), "{r:?}");
 }

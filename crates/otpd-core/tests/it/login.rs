@@ -120,7 +120,13 @@ async fn enforced_policy_limits_sessions_to_enrolling() {
         .unwrap();
     let secret = otp::Secret::from_base32(e.secret.expose()).unwrap();
     env.service
-        .confirm_enrollment(&me, "carol", &env.code(&secret), &meta())
+        .confirm_enrollment(
+            &me,
+            "carol",
+            &env.code(&secret),
+            RecoveryCodeSet::Policy,
+            &meta(),
+        )
         .await
         .unwrap();
     // The same token is now a full session with its second factor proven.

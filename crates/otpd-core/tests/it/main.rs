@@ -8,5 +8,6 @@ mod helpers;
 mod keys;
 mod lifecycle;
 mod login;
+mod proofs;
 mod storage;
 mod verification;

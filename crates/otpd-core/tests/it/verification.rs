@@ -60,7 +60,13 @@ async fn the_confirming_code_cannot_be_reused() {
     let secret = otp::Secret::from_base32(e.secret.expose()).unwrap();
     let code = env.code(&secret);
     env.service
-        .confirm_enrollment(&Principal::Cli, "bob", &code, &meta())
+        .confirm_enrollment(
+            &Principal::Cli,
+            "bob",
+            &code,
+            RecoveryCodeSet::Policy,
+            &meta(),
+        )
         .await
         .unwrap();
     let r = env

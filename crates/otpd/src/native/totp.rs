@@ -172,7 +172,13 @@ pub async fn confirm(
 ) -> Result<ApiJson<RecoveryCodes>, ApiError> {
     Ok(ApiJson(shown(
         s.service
-            .confirm_enrollment(&p, &username, &req.code, &meta)
+            .confirm_enrollment(
+                &p,
+                &username,
+                &req.code,
+                otpd_core::RecoveryCodeSet::Policy,
+                &meta,
+            )
             .await?,
     )))
 }
@@ -310,7 +316,13 @@ pub async fn regenerate_recovery(
 ) -> Result<ApiJson<RecoveryCodes>, ApiError> {
     Ok(ApiJson(shown(
         s.service
-            .regenerate_recovery_codes(&p, &username, code.as_deref(), &meta)
+            .regenerate_recovery_codes(
+                &p,
+                &username,
+                code.as_deref(),
+                otpd_core::RecoveryCodeSet::Policy,
+                &meta,
+            )
             .await?,
     )))
 }
