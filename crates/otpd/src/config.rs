@@ -93,6 +93,13 @@ pub struct ServeArgs {
     /// [default: on].
     #[arg(long, env = "OTPD_ONTAP")]
     pub ontap: Option<Switch>,
+    /// The Rocket.Chat dialect under --rocketchat-prefix: on or off [default: on].
+    #[arg(long, env = "OTPD_ROCKETCHAT")]
+    pub rocketchat: Option<Switch>,
+    /// Where the Rocket.Chat dialect is served: clients are given `<server><prefix>` as
+    /// their Rocket.Chat server [default: /rocketchat].
+    #[arg(long, env = "OTPD_ROCKETCHAT_PREFIX", value_name = "PATH")]
+    pub rocketchat_prefix: Option<String>,
 }
 
 /// `on`/`off` (also `true`/`false`, `1`/`0`).
@@ -178,6 +185,8 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     tls_self_signed: Option<Switch>,
     ontap: Option<Switch>,
+    rocketchat: Option<Switch>,
+    rocketchat_prefix: Option<String>,
 }
 
 /// Resolved settings.
@@ -223,6 +232,8 @@ pub struct Settings {
     pub tls: Option<Tls>,
     /// Whether the ONTAP dialect is served.
     pub ontap: bool,
+    /// Where the Rocket.Chat dialect is served (`/rocketchat`), if it is.
+    pub rocketchat: Option<String>,
 }
 
 impl Settings {
@@ -308,6 +319,16 @@ impl Settings {
                     .unwrap_or(30),
             ),
             ontap: serve.ontap.or(file.ontap).is_none_or(|s| s.0),
+            rocketchat: match serve.rocketchat.or(file.rocketchat).is_none_or(|s| s.0) {
+                true => Some(rocketchat_prefix(
+                    serve
+                        .rocketchat_prefix
+                        .clone()
+                        .or(file.rocketchat_prefix)
+                        .unwrap_or_else(|| "/rocketchat".into()),
+                )?),
+                false => None,
+            },
             tls: match (
                 serve.tls_cert.clone().or(file.tls_cert),
                 serve.tls_key.clone().or(file.tls_key),
@@ -354,6 +375,51 @@ impl Settings {
         }
         Ok(settings)
     }
+}
+
+/// First path segments other doors serve (or will): a prefix must not start with one.
+const TAKEN_SEGMENTS: [&str; 10] = [
+    "v1",
+    "api",
+    "healthz",
+    "readyz",
+    "docs",
+    "openapi.json",
+    "websocket",
+    "service",
+    "ui",
+    "metrics",
+];
+
+/// A dialect's path prefix: `/` and one or more segments of letters, digits, `-`, `_`,
+/// `.` and `~` (no `.`/`..`, no trailing `/`), whose first segment no other door uses.
+fn rocketchat_prefix(prefix: String) -> anyhow::Result<String> {
+    let Some(rest) = prefix.strip_prefix('/') else {
+        bail!("rocketchat_prefix must start with '/' (e.g. /rocketchat)");
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    let valid = |segment: &&str| {
+        !segment.is_empty()
+            && *segment != "."
+            && *segment != ".."
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+    };
+    if !segments.iter().all(valid) {
+        bail!(
+            "rocketchat_prefix must be '/' and path segments of letters, digits, '-', '_', '.', '~' (got {prefix:?})"
+        );
+    }
+    if segments
+        .first()
+        .is_some_and(|first| TAKEN_SEGMENTS.contains(&first.to_ascii_lowercase().as_str()))
+    {
+        bail!(
+            "rocketchat_prefix {prefix:?} is served by another door; choose another (e.g. /rocketchat)"
+        );
+    }
+    Ok(prefix)
 }
 
 fn sqlite_url(path: &Path) -> String {

@@ -11,6 +11,7 @@ pub mod json;
 pub mod native;
 pub mod ontap;
 pub mod qr;
+pub mod rocketchat;
 pub mod server;
 pub mod tls;
 pub mod truenas;

@@ -27,11 +27,10 @@ impl Client {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Client {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Client {
+impl Client {
+    /// The client of the request whose head is `parts`.
+    pub fn from_parts(parts: &Parts) -> Self {
+        Client {
             remote_addr: parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
@@ -41,7 +40,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
                 .get("x-request-id")
                 .and_then(|v| v.to_str().ok())
                 .map(|s| s.chars().take(128).collect()),
-        })
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Client::from_parts(parts))
     }
 }
 

@@ -63,6 +63,10 @@ pub fn router(service: Service, settings: &Settings) -> Router {
     if settings.ontap {
         app = app.merge(crate::ontap::router(&state));
     }
+    // Below its prefix the Rocket.Chat router answers everything, its 404s included.
+    if let Some(prefix) = &settings.rocketchat {
+        app = app.nest(prefix, crate::rocketchat::router(&state));
+    }
     let ontap = settings.ontap;
     app.fallback(move |uri: Uri| async move {
         if ontap && crate::ontap::owns(uri.path()) {
