@@ -148,6 +148,7 @@ impl RcError {
             "Error, too many requests. Please slow down. You must wait {wait} seconds before trying this endpoint again."
         );
         RcError {
+            status: StatusCode::TOO_MANY_REQUESTS,
             retry_after: Some(wait),
             ..Self::meteor("error-too-many-requests", reason)
                 .details(json!({"timeToReset": wait.saturating_mul(1000), "seconds": wait}))

@@ -15,4 +15,5 @@ mod ontap;
 mod outage;
 mod process;
 mod resources;
+mod rocketchat;
 mod truenas;
