@@ -65,7 +65,7 @@ pub struct Checked {
     /// Whether the proof matches the hash.
     pub ok: bool,
     /// The hash to store instead, when the proof was a plain password that matched a hash
-    /// of an older form (made before [`PREHASHED`]).
+    /// of an older form (of the password itself, without the `sha256:` mark).
     pub upgrade: Option<String>,
 }
 
@@ -124,7 +124,7 @@ impl Passwords {
         Ok(())
     }
 
-    /// The stored form of `password`: [`PREHASHED`] and the Argon2id PHC string of its
+    /// The stored form of `password`: `sha256:` and the Argon2id PHC string of its
     /// SHA-256 digest.
     pub async fn hash(&self, password: Zeroizing<String>) -> CoreResult<String> {
         let digest = sha256_hex(&password);
@@ -156,7 +156,7 @@ impl Passwords {
 
     /// Checks a password or its digest against `hash` (see [`Passwords::verify`]), at the
     /// same Argon2id cost whatever the proof, the hash or the answer. A digest cannot be
-    /// checked against a hash made before [`PREHASHED`]: it is refused.
+    /// checked against a hash of the password itself (without the `sha256:` mark): it is refused.
     pub async fn check(&self, proof: PasswordProof, hash: Option<String>) -> CoreResult<Checked> {
         let _permit = self
             .permits
