@@ -623,13 +623,7 @@ impl Service {
                 return Ok(Reauthentication::Refused(ProofMethod::Totp, reason));
             }
             let now = self.now();
-            if let Some(session) = &caller.session_id {
-                sqlx::query("UPDATE sessions SET second_factor_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(session.clone())
-                    .execute(&self.db().write)
-                    .await?;
-            }
+            self.record_second_factor(caller, now).await?;
             let mut proven = caller.clone();
             proven.second_factor_at = Some(now);
             return Ok(Reauthentication::Proven(Principal::Account(proven)));

@@ -9,8 +9,8 @@ use super::sessions::Revoke;
 use super::{Audit, Need, Outcome, Service, Shown, new_id};
 use crate::store::{Backend, Columns};
 use crate::{
-    CoreError, CoreResult, FactorMethod, Policy, Principal, Purpose, RequestMeta, SessionKind,
-    VerifyOutcome, VerifyReason,
+    Caller, CoreError, CoreResult, FactorMethod, Policy, Principal, Purpose, RequestMeta,
+    SessionKind, VerifyOutcome, VerifyReason,
 };
 use otp::{
     Algorithm, Check, Digits, Interval, KeyUri, OtpCode, OtpKind, Secret, Totp, Verification,
@@ -1332,6 +1332,13 @@ impl Service {
                 reason: outcome.reason.unwrap_or(VerifyReason::Invalid),
             });
         }
+        self.record_second_factor(caller, now).await?;
+        Ok(StepUp::Proven)
+    }
+
+    /// Records on the caller's session (if it has one) that it proved its second factor at
+    /// `now`, for the step-up window.
+    pub(super) async fn record_second_factor(&self, caller: &Caller, now: i64) -> CoreResult<()> {
         if let Some(session) = &caller.session_id {
             sqlx::query("UPDATE sessions SET second_factor_at = $1 WHERE id = $2")
                 .bind(now)
@@ -1339,7 +1346,7 @@ impl Service {
                 .execute(&self.db().write)
                 .await?;
         }
-        Ok(StepUp::Proven)
+        Ok(())
     }
 
     /// Replaces the recovery codes: the account itself (with step-up) or the CLI.

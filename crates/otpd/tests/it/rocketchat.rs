@@ -51,6 +51,20 @@ async fn rc(
     serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
 }
 
+/// `GET me` as `auth`, expecting `status`.
+async fn me(app: &TestApp, auth: Option<&Auth>, status: StatusCode) -> Value {
+    rc(
+        app,
+        Method::GET,
+        &format!("{RC}/me"),
+        auth,
+        &[],
+        None,
+        status,
+    )
+    .await
+}
+
 async fn post(app: &TestApp, path: &str, auth: &Auth, body: Value, status: StatusCode) -> Value {
     rc(app, Method::POST, path, Some(auth), &[], Some(body), status).await
 }
@@ -208,20 +222,11 @@ async fn info_login_me_and_logout() {
     assert_eq!(v["errorType"], "invalid-params", "{v}");
 
     let alice = login(&app, "alice").await;
-    let me = rc(
-        &app,
-        Method::GET,
-        &format!("{RC}/me"),
-        Some(&alice),
-        &[],
-        None,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(me["_id"], json!(alice.user_id));
-    assert_eq!(me["name"], "Alice A.");
-    assert_eq!(me["roles"], json!(["user"]));
-    assert_eq!(me["success"], json!(true));
+    let mine = me(&app, Some(&alice), StatusCode::OK).await;
+    assert_eq!(mine["_id"], json!(alice.user_id));
+    assert_eq!(mine["name"], "Alice A.");
+    assert_eq!(mine["roles"], json!(["user"]));
+    assert_eq!(mine["success"], json!(true));
 
     // No headers, a bad token, a token of another account: 401 as Rocket.Chat answers.
     let bob = {
@@ -237,16 +242,7 @@ async fn info_login_me_and_logout() {
         token: "otpd_s_nothing".into(),
     };
     for auth in [None, Some(&mixed), Some(&bad)] {
-        let v = rc(
-            &app,
-            Method::GET,
-            &format!("{RC}/me"),
-            auth,
-            &[],
-            None,
-            StatusCode::UNAUTHORIZED,
-        )
-        .await;
+        let v = me(&app, auth, StatusCode::UNAUTHORIZED).await;
         assert_eq!(v, logged_out());
     }
 
@@ -264,16 +260,7 @@ async fn info_login_me_and_logout() {
         v,
         json!({"status": "success", "data": {"message": "You've been logged out!"}, "success": true})
     );
-    let v = rc(
-        &app,
-        Method::GET,
-        &format!("{RC}/me"),
-        Some(&alice),
-        &[],
-        None,
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
+    let v = me(&app, Some(&alice), StatusCode::UNAUTHORIZED).await;
     assert_eq!(v, logged_out());
 
     // Unknown paths and methods answer in Rocket.Chat's shape.
@@ -334,16 +321,7 @@ async fn login_with_a_second_factor() {
     let (v, auth) = try_login(&app, body(Some(&next)), StatusCode::OK).await;
     assert_eq!(v["data"]["me"]["services"]["totp"]["enabled"], json!(true));
     let auth = auth.unwrap();
-    rc(
-        &app,
-        Method::GET,
-        &format!("{RC}/me"),
-        Some(&auth),
-        &[],
-        None,
-        StatusCode::OK,
-    )
-    .await;
+    me(&app, Some(&auth), StatusCode::OK).await;
     let (v, _) = try_login(&app, body(Some(&next)), StatusCode::UNAUTHORIZED).await;
     assert_eq!(v["error"], "totp-invalid", "a replayed code");
     app.clock.advance(30);
@@ -664,27 +642,9 @@ async fn reset_totp() {
     )
     .await;
     assert_eq!(v, json!({"success": true}));
-    rc(
-        &app,
-        Method::GET,
-        &format!("{RC}/me"),
-        Some(&other),
-        &[],
-        None,
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-    let me = rc(
-        &app,
-        Method::GET,
-        &format!("{RC}/me"),
-        Some(&alice),
-        &[],
-        None,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(me["services"]["totp"]["enabled"], json!(false));
+    me(&app, Some(&other), StatusCode::UNAUTHORIZED).await;
+    let mine = me(&app, Some(&alice), StatusCode::OK).await;
+    assert_eq!(mine["services"]["totp"]["enabled"], json!(false));
     login(&app, "alice").await;
 
     // Without TOTP, Rocket.Chat's fallback: the lower-case hex SHA-256 of the password.
@@ -797,16 +757,7 @@ async fn reset_totp() {
     assert_eq!(v, json!({"success": true}));
     // Bob is logged out everywhere and logs in with his password alone.
     for auth in [&bob, &bob_other] {
-        rc(
-            &app,
-            Method::GET,
-            &format!("{RC}/me"),
-            Some(auth),
-            &[],
-            None,
-            StatusCode::UNAUTHORIZED,
-        )
-        .await;
+        me(&app, Some(auth), StatusCode::UNAUTHORIZED).await;
     }
     let bob = login(&app, "bob").await;
     // Audited by the core, as any reset.
