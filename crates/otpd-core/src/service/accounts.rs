@@ -182,6 +182,30 @@ impl Service {
         }
     }
 
+    /// An account may not give itself an address another account has: with log-in by
+    /// address (Rocket.Chat), an address two accounts share logs in to neither, so taking
+    /// someone's would lock them out of it. (Admins may: TrueNAS lets accounts share one.)
+    async fn refuse_taken_email(
+        &self,
+        conn: &mut AnyConnection,
+        email: &str,
+        account_id: &str,
+    ) -> CoreResult<()> {
+        let taken: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM accounts WHERE lower(email) = lower($1) AND id <> $2",
+        )
+        .bind(email.to_owned())
+        .bind(account_id.to_owned())
+        .fetch_one(conn)
+        .await?;
+        if taken > 0 {
+            return Err(CoreError::Conflict(
+                "this e-mail address belongs to another account".into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) async fn require_account(
         &self,
         conn: &mut AnyConnection,
@@ -410,6 +434,11 @@ impl Service {
             || (hash.is_none() && patch.locked.is_none());
         let mut tx = self.db().begin().await?;
         let current = self.require_account(&mut tx, username).await?.account;
+        if let (Some(Some(email)), Principal::Account(caller)) = (&patch.email, principal)
+            && caller.account_id == current.id
+        {
+            self.refuse_taken_email(&mut tx, email, &current.id).await?;
+        }
         let profile = match &patch.profile {
             Some(changes) => current.profile.merged(changes)?,
             None => current.profile.clone(),

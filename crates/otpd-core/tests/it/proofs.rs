@@ -350,3 +350,31 @@ async fn recovery_code_sets_of_a_products_shape() {
         "codes of 6 symbols could be taken for TOTP codes"
     );
 }
+
+/// With log-in by address, an address two accounts share logs in to neither: so an account
+/// may not take another's for itself (an admin may give one to several, as TrueNAS does).
+#[tokio::test]
+async fn an_account_cannot_take_anothers_address() {
+    let env = env().await;
+    create(&env, "bob", Some("bob@example.org")).await;
+    let eve = env.account("eve", &[]).await;
+    let take = |principal: Principal, email: &str| {
+        let service = env.service.clone();
+        let patch = AccountPatch {
+            email: Some(Some(email.to_owned())),
+            ..AccountPatch::default()
+        };
+        async move {
+            service
+                .update_account(&principal, "eve", patch, &meta())
+                .await
+        }
+    };
+    let r = take(eve.clone(), "BOB@example.org").await;
+    assert!(matches!(r, Err(CoreError::Conflict(_))), "{r:?}");
+    let plain = || PasswordProof::Plain(pw(PASSWORD));
+    assert!(logs_in(&env, LoginName::Email("bob@example.org"), plain()).await);
+    take(eve, "eve@example.org").await.unwrap();
+    take(Principal::Cli, "bob@example.org").await.unwrap();
+    assert!(!logs_in(&env, LoginName::Email("bob@example.org"), plain()).await);
+}

@@ -4,7 +4,7 @@
 
 use super::AppState;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use std::collections::HashMap;
@@ -84,6 +84,9 @@ pub struct DoorLimits {
     pub login_paths: &'static [&'static str],
     /// The door's answer to an address over budget, given the seconds to wait.
     pub refuse: fn(u64) -> Response,
+    /// Where the door's clients send a token, which exempts a valid API key from the
+    /// failure budget (`Authorization: Bearer`, Rocket.Chat's `X-Auth-Token`).
+    pub token: fn(&HeaderMap) -> Option<&str>,
 }
 
 /// The per-address guard of an HTTP door (its middleware calls this): an address whose
@@ -108,7 +111,7 @@ pub async fn guard(state: &AppState, door: &DoorLimits, request: Request, next: 
     }
     let login = door.login_paths.contains(&path);
     if let Some(wait) = limits.failures.exhausted(ip)
-        && !valid_api_key(state, api_key(&request)).await
+        && !valid_api_key(state, api_key(door, &request)).await
     {
         return (door.refuse)(wait);
     }
@@ -130,18 +133,26 @@ pub async fn guard(state: &AppState, door: &DoorLimits, request: Request, next: 
 /// check, so that concurrent guesses cannot outrun the budget. `Err` holds the seconds to
 /// wait.
 pub fn password_attempt(state: &AppState, parts: &axum::http::request::Parts) -> Result<(), u64> {
-    let (Some(limits), Some(ConnectInfo(peer))) = (
-        state.limits.as_ref(),
-        parts.extensions.get::<ConnectInfo<SocketAddr>>(),
-    ) else {
-        return Ok(());
-    };
-    limits.login.take(peer.ip(), 1.0)
+    login_attempt(
+        state,
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip()),
+    )
 }
 
-/// The API key the request carries, if any (not yet checked).
-fn api_key(request: &Request) -> Option<Zeroizing<String>> {
-    super::client::bearer(request.headers())
+/// [`password_attempt`] for the client at `peer` (no address, no limit: not a socket).
+pub fn login_attempt(state: &AppState, peer: Option<IpAddr>) -> Result<(), u64> {
+    let (Some(limits), Some(peer)) = (state.limits.as_ref(), peer) else {
+        return Ok(());
+    };
+    limits.login.take(peer, 1.0)
+}
+
+/// The API key the request carries where the door takes tokens, if any (not yet checked).
+fn api_key(door: &DoorLimits, request: &Request) -> Option<Zeroizing<String>> {
+    (door.token)(request.headers())
         .filter(|k| otpd_core::is_api_key(k))
         .map(|k| Zeroizing::new(k.to_owned()))
 }

@@ -68,9 +68,14 @@ pub fn router(service: Service, settings: &Settings) -> Router {
         app = app.nest(prefix, crate::rocketchat::router(&state));
     }
     let ontap = settings.ontap;
+    let rocketchat = settings.rocketchat.clone();
     app.fallback(move |uri: Uri| async move {
         if ontap && crate::ontap::owns(uri.path()) {
             crate::ontap::not_found().await.into_response()
+        } else if let Some(prefix) = rocketchat.as_deref()
+            && crate::rocketchat::owns(prefix, uri.path())
+        {
+            crate::rocketchat::RcError::no_endpoint().into_response()
         } else {
             crate::native::not_found().await.into_response()
         }

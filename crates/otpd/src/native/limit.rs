@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 const LIMITS: DoorLimits = DoorLimits {
     login_paths: &["/api/v1/auth/login", "/api/v1/auth/second-factor"],
+    token: crate::app::client::bearer,
     refuse: |wait| ApiError::RateLimited(wait).into_response(),
 };
 

@@ -77,6 +77,7 @@ fn methods(router: MethodRouter<AppState>) -> MethodRouter<AppState> {
 
 const LIMITS: DoorLimits = DoorLimits {
     login_paths: &[],
+    token: crate::app::client::bearer,
     refuse: |wait| OntapError::rate_limited(wait).into_response(),
 };
 

@@ -3,12 +3,12 @@
 //! that log in and out (dialects.md §3, "Login"; `app/api/server/ApiClass.ts`).
 
 use super::error::{RcError, refusal};
-use super::users::me;
+use super::users::me_of;
 use super::{Body, ok};
 use crate::app::AppState;
 use crate::app::client::Client;
-use crate::app::limit::password_attempt;
-use axum::extract::{FromRequestParts, State};
+use crate::app::limit::login_attempt;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -17,6 +17,7 @@ use otpd_core::{
     RequestMeta, Token, VerifyReason,
 };
 use serde_json::{Map, Value, json};
+use std::net::{IpAddr, SocketAddr};
 use zeroize::Zeroizing;
 
 /// An authenticated request: the principal of its `X-Auth-Token`, which must belong to the
@@ -24,6 +25,8 @@ use zeroize::Zeroizing;
 pub(super) struct Caller {
     pub principal: Principal,
     pub meta: RequestMeta,
+    /// The peer's address, for the login budget.
+    pub peer: Option<IpAddr>,
 }
 
 impl Caller {
@@ -67,6 +70,10 @@ impl FromRequestParts<AppState> for Caller {
             Principal::Account(caller) if caller.account_id == user_id => Ok(Caller {
                 principal,
                 meta: meta(parts),
+                peer: parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip()),
             }),
             _ => Err(RcError::logged_out()),
         }
@@ -96,7 +103,7 @@ impl FromRequestParts<AppState> for Proven {
             _ => None,
         };
         if code.is_some() {
-            password_attempt(state, parts).map_err(RcError::rate_limited)?;
+            login_attempt(state, caller.peer).map_err(RcError::rate_limited)?;
         }
         let found = state
             .service
@@ -109,7 +116,7 @@ impl FromRequestParts<AppState> for Proven {
         match found {
             Ok(Reauthentication::Proven(principal)) => Ok(Proven(Caller {
                 principal,
-                meta: caller.meta,
+                ..caller
             })),
             Ok(Reauthentication::Required(method)) => Err(RcError::proof_required(method)),
             Ok(Reauthentication::Refused(method, reason)) => {
@@ -198,16 +205,12 @@ async fn logged_in(state: &AppState, token: Token) -> Result<Response, RcError> 
     let Principal::Account(caller) = &principal else {
         return Err(RcError::login_refused());
     };
-    let account = state
-        .service
-        .get_account(&principal, &caller.username)
-        .await?;
     Ok(ok(json!({
         "status": "success",
         "data": {
-            "userId": account.id,
+            "userId": caller.account_id,
             "authToken": token.token.expose(),
-            "me": me(&account),
+            "me": me_of(state, &principal).await?,
         },
     })))
 }

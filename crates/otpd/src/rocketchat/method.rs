@@ -12,6 +12,7 @@ use super::auth::Caller;
 use super::error::RcError;
 use super::{Body, ok};
 use crate::app::AppState;
+use crate::app::limit::login_attempt;
 use axum::extract::State;
 use axum::response::Response;
 use otpd_core::{
@@ -172,6 +173,11 @@ async fn run(state: &AppState, caller: Option<&Caller>, call: &Call) -> Result<O
         Some(Value::String(code)) => Ok(code.as_str()),
         _ => Err(MethodError::new(400, Some("Match failed"))),
     };
+    // A method that checks a code is a guess like a login: it takes from the address's
+    // login budget first (on top of the core's lockout of wrong codes).
+    if name != "2fa:enable" && name != "2fa:checkCodesRemaining" {
+        login_attempt(state, caller.peer).map_err(RcError::rate_limited)?;
+    }
     let outcome = match name {
         "2fa:enable" => methods.enable().await,
         "2fa:validateTempToken" => match code() {
@@ -229,14 +235,15 @@ impl Methods<'_> {
         &self.state.service
     }
 
-    /// Whether the caller has an active authenticator.
+    /// Whether the caller has an active authenticator that is switched on (one an admin
+    /// switched off proves nothing, and these methods take no password instead).
     async fn enabled(&self) -> Result<bool, CoreError> {
         match self
             .service()
             .totp_status(self.principal, self.username)
             .await
         {
-            Ok(status) => Ok(status.state == "active"),
+            Ok(status) => Ok(status.state == "active" && status.enabled),
             Err(CoreError::NotFound(_)) => Ok(false),
             Err(e) => Err(e),
         }

@@ -52,6 +52,13 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .layer(axum::middleware::from_fn_with_state(state.clone(), limit))
 }
 
+/// Whether `path` is below `prefix` (for the application's 404s: `<prefix>/`, which the
+/// nested router does not see).
+pub fn owns(prefix: &str, path: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 fn methods(router: MethodRouter<AppState>) -> MethodRouter<AppState> {
     router.fallback(|| async { RcError::method_not_allowed() })
 }
@@ -59,6 +66,7 @@ fn methods(router: MethodRouter<AppState>) -> MethodRouter<AppState> {
 /// Paths as the dialect's router sees them: below the prefix.
 const LIMITS: DoorLimits = DoorLimits {
     login_paths: &["/api/v1/login"],
+    token: |headers| headers.get("x-auth-token").and_then(|v| v.to_str().ok()),
     refuse: |wait| RcError::rate_limited(wait).into_response(),
 };
 

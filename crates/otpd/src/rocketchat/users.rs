@@ -72,8 +72,8 @@ fn services(account: &Account) -> Value {
     })
 }
 
-/// The caller as `me` and the login answer show it (`getUserInfo`).
-pub(super) fn me(account: &Account) -> Value {
+/// An account as `me` and the login answer show it (`getUserInfo`).
+fn me(account: &Account) -> Value {
     let mut me = user(account, true);
     if let Value::Object(fields) = &mut me {
         fields.remove("canViewAllInfo");
@@ -85,16 +85,31 @@ pub(super) fn me(account: &Account) -> Value {
     me
 }
 
+/// The caller as `me` shows it. An account whose role may read no account (a
+/// `verifier`) is shown what its credential says: id, name and roles.
+pub(super) async fn me_of(state: &AppState, principal: &Principal) -> Result<Value, RcError> {
+    let Principal::Account(caller) = principal else {
+        return Err(RcError::logged_out());
+    };
+    match state.service.get_account(principal, &caller.username).await {
+        Ok(account) => Ok(me(&account)),
+        Err(CoreError::Forbidden(_)) => Ok(json!({
+            "_id": caller.account_id,
+            "username": caller.username,
+            "type": "user",
+            "active": true,
+            "roles": role_names(&caller.roles),
+        })),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `GET /api/v1/me`.
 pub(super) async fn get_me(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Response, RcError> {
-    let account = state
-        .service
-        .get_account(&caller.principal, caller.username())
-        .await?;
-    Ok(ok(me(&account)))
+    Ok(ok(me_of(&state, &caller.principal).await?))
 }
 
 /// The account named by `userId` (its stable id) or `username`, as the caller may see it.

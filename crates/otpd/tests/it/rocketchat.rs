@@ -926,6 +926,113 @@ async fn login_limits() {
     assert_eq!(v["success"], json!(false));
 }
 
+/// A method that checks a code takes from the login budget, and takes no password
+/// instead of a code: an authenticator an admin switched off makes `2fa:disable` answer
+/// `false`, never a password oracle.
+#[tokio::test]
+async fn method_codes_take_from_the_login_budget() {
+    let app = spawn_app_with(|s| {
+        s.rate_limits = Some(Switch(true));
+        s.failure_rate = Some(1000);
+    })
+    .await;
+    app.account("alice", &[]).await;
+    let alice = login(&app, "alice").await;
+    enroll(&app, &alice).await;
+    app.call(
+        Method::PATCH,
+        "/api/v1/accounts/alice/totp",
+        Some(&app.admin),
+        Some(json!({"enabled": false})),
+        StatusCode::OK,
+    )
+    .await;
+    let v = call(&app, &alice, "2fa:disable", json!([sha256(PASSWORD)])).await;
+    assert_eq!(v["result"], json!(false), "{v}");
+
+    let message =
+        json!({"msg": "method", "id": "1", "method": "2fa:regenerateCodes", "params": ["000000"]});
+    let attempts = (0..30).map(|_| {
+        app.client
+            .post(format!("{}{RC}/method.call/2fa:regenerateCodes", app.base))
+            .header("X-User-Id", &alice.user_id)
+            .header("X-Auth-Token", &alice.token)
+            .json(&json!({"message": message.to_string()}))
+            .send()
+    });
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status())
+        .collect();
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+}
+
+/// A service's API key in Rocket.Chat's `X-Auth-Token` passes an address whose failure
+/// budget others spent; without it, the address waits.
+#[tokio::test]
+async fn an_api_key_passes_a_spent_failure_budget() {
+    let app = spawn_app_with(|s| {
+        s.rate_limits = Some(Switch(true));
+        s.failure_rate = Some(3);
+    })
+    .await;
+    app.account("bot", &[]).await;
+    let key = app
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(&app.admin),
+            Some(json!({"name": "rc", "account": "bot"})),
+            StatusCode::CREATED,
+        )
+        .await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bot_id = app
+        .call(
+            Method::GET,
+            "/api/v1/accounts/bot",
+            Some(&app.admin),
+            None,
+            StatusCode::OK,
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..5 {
+        app.client
+            .get(format!("{}{RC}/me", app.base))
+            .send()
+            .await
+            .unwrap();
+    }
+    me(&app, None, StatusCode::TOO_MANY_REQUESTS).await;
+    let bot = Auth {
+        user_id: bot_id,
+        token: key,
+    };
+    let v = me(&app, Some(&bot), StatusCode::OK).await;
+    assert_eq!(v["username"], "bot");
+}
+
+/// A `verifier` (it may read no account, itself included) logs in and is shown what its
+/// credential says — and no session is made for nothing.
+#[tokio::test]
+async fn a_verifier_logs_in() {
+    let app = spawn_app().await;
+    app.account("checker", &["verifier"]).await;
+    let auth = login(&app, "checker").await;
+    let v = me(&app, Some(&auth), StatusCode::OK).await;
+    assert_eq!(v["username"], "checker");
+    assert_eq!(v["roles"], json!(["user", "verifier"]));
+}
+
 #[tokio::test]
 async fn the_prefix_is_a_setting_and_the_dialect_a_switch() {
     let app = spawn_app_with(|s| s.rocketchat_prefix = Some("/chat/rc".into())).await;
@@ -939,6 +1046,19 @@ async fn the_prefix_is_a_setting_and_the_dialect_a_switch() {
         StatusCode::OK,
     )
     .await;
+    for path in ["/chat/rc", "/chat/rc/", "/chat/rc/api"] {
+        let v = rc(
+            &app,
+            Method::GET,
+            path,
+            None,
+            &[],
+            None,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        assert_eq!(v["success"], json!(false), "{path}");
+    }
     let response = app
         .client
         .get(format!("{}/rocketchat/api/info", app.base))
