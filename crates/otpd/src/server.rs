@@ -70,7 +70,12 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let app = crate::app::router(self.service.clone(), &self.settings);
-        tracing::info!(address = %self.listener.local_addr()?, "otpd listening");
+        tracing::info!(
+            address = %self.listener.local_addr()?,
+            ontap = if self.settings.ontap { "/api/security/…" } else { "off" },
+            rocketchat = self.settings.rocketchat.as_deref().unwrap_or("off"),
+            "otpd listening"
+        );
         let limits = crate::connections::Limits {
             header_read_timeout: self.settings.header_read_timeout,
             idle_timeout: self.settings.idle_timeout,
