@@ -40,7 +40,7 @@ impl ServeProcess {
             }
             logs.lock().unwrap().push_str(&line);
             if let Some(at) = line.find("address=") {
-                address = Some(line[at + 8..].trim().to_owned());
+                address = line[at + 8..].split_whitespace().next().map(str::to_owned);
                 break;
             }
         }
