@@ -316,6 +316,10 @@ pub struct Policy {
     /// Every account must enroll: a password login without an authenticator gets a session
     /// limited to enrolling.
     pub enforced: bool,
+    /// Accounts may set up their own authenticator (Zimbra's
+    /// `zimbraFeatureTwoFactorAuthAvailable`); when off, only admins and the CLI provision
+    /// them. It cannot be off while `enforced` is on.
+    pub self_enrollment: bool,
     /// Logins ask accounts with an enabled authenticator for their second factor
     /// (TrueNAS's global 2FA switch).
     pub second_factor_at_login: bool,
@@ -356,6 +360,7 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             enforced: false,
+            self_enrollment: true,
             second_factor_at_login: true,
             window: 1,
             digits: 6,
@@ -418,6 +423,12 @@ impl Policy {
         range("enrollment_secs", self.enrollment_secs, 60, 86_400)?;
         range("session_secs", self.session_secs, 60, 2_592_000)?;
         range("challenge_secs", self.challenge_secs, 30, 3600)?;
+        if self.enforced && !self.self_enrollment {
+            return Err(CoreError::invalid(
+                "self_enrollment",
+                "must be on while enforced is on: accounts that must enroll need to be able to",
+            ));
+        }
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ mod admin;
 mod bulk;
 mod commit;
 mod directory;
+mod enablement;
 mod keys;
 mod recovery;
 mod sessions;
@@ -16,6 +17,7 @@ pub use accounts::{AccountPatch, NewAccount};
 pub use admin::{AuditEvent, AuditQuery};
 pub use bulk::BulkAccount;
 pub use directory::{DeploymentIdentity, DirectoryEntry, DirectoryQuery, FactorSummary};
+pub use enablement::{Enabled, EnablementProof, EnablementStart};
 pub use keys::{DataKeyInfo, KeyStatus, Rotation};
 pub use recovery::RecoveryCodeSet;
 pub use sessions::{
@@ -180,7 +182,8 @@ impl Service {
         &self.inner.db
     }
 
-    pub(crate) fn now(&self) -> i64 {
+    /// Now, by the service's clock (Unix seconds): what tokens' expiry is measured against.
+    pub fn now(&self) -> i64 {
         self.inner.clock.now()
     }
 

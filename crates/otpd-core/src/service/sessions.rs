@@ -43,6 +43,8 @@ pub enum LoginOutcome {
     SecondFactorRequired {
         /// The challenge token for [`Service::second_factor`].
         challenge: Token,
+        /// The account's roles (an admin door refuses other accounts before the code).
+        roles: crate::Roles,
     },
     /// Policy requires enrollment first: a session limited to enrolling.
     EnrollmentRequired(Token),
@@ -432,7 +434,10 @@ impl Service {
                         meta,
                     )
                     .await?;
-                LoginOutcome::SecondFactorRequired { challenge }
+                LoginOutcome::SecondFactorRequired {
+                    challenge,
+                    roles: account.roles.clone(),
+                }
             }
             None if policy.enforced => {
                 let token = self
@@ -548,7 +553,7 @@ impl Service {
     /// Argon2id work whether the account exists or not, so that timing tells nothing. A
     /// password hash of an older form is replaced on the way ([`crate::Checked::upgrade`]);
     /// that is no change of the credential, so it is not audited (the epoch still moves).
-    async fn account_with_proof(
+    pub(super) async fn account_with_proof(
         &self,
         name: LoginName<'_>,
         password: PasswordProof,
@@ -651,7 +656,7 @@ impl Service {
     }
 
     /// Audits a refused password against the name tried (when it is a valid name).
-    async fn audit_bad_password(
+    pub(super) async fn audit_bad_password(
         &self,
         username: &str,
         action: &'static str,
@@ -670,7 +675,7 @@ impl Service {
     }
 
     /// Whether the account has an active authenticator, and if so whether it is enabled.
-    async fn active_factor(&self, account_id: &str) -> CoreResult<Option<bool>> {
+    pub(super) async fn active_factor(&self, account_id: &str) -> CoreResult<Option<bool>> {
         let factor: Option<(i64,)> = sqlx::query_as(
             "SELECT enabled FROM authenticators WHERE account_id = $1 AND state = 'active'",
         )

@@ -216,6 +216,20 @@ pub(super) async fn insert_authenticator(
     Ok(())
 }
 
+/// An account setting up its own authenticator while policy lets only admins do it.
+fn refuse_self_enrollment(principal: &Principal, subject: &Subject) -> CoreResult<()> {
+    match principal {
+        Principal::Account(caller)
+            if caller.account_id == subject.account_id && !subject.policy.self_enrollment =>
+        {
+            Err(CoreError::forbidden(
+                "accounts may not set up their own authenticator (policy self_enrollment is off)",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Everything one verification needs, read in one query.
 pub(super) struct Subject {
     pub(super) account_id: String,
@@ -500,6 +514,7 @@ impl Service {
         let subject = self.subject(&mut tx, username).await?;
         self.may_manage(&mut tx, principal, &subject.account_id)
             .await?;
+        refuse_self_enrollment(principal, &subject)?;
         refuse_if_active(&subject)?;
         let p = params(options, policy_params(&subject.policy)?)?;
         let SealedSecret {
@@ -667,6 +682,7 @@ impl Service {
         let subject = self.subject(&mut tx, username).await?;
         self.may_manage(&mut tx, principal, &subject.account_id)
             .await?;
+        refuse_self_enrollment(principal, &subject)?;
         // One an admin has switched off is no second factor (ONTAP's lost-key procedure:
         // the admin disables it, the owner creates a new one): it is replaced.
         if subject

@@ -27,7 +27,7 @@ impl Env {
 
     /// A session that proved `name`'s second factor now, and its token.
     async fn login_2fa(&self, name: &str, secret: &otp::Secret) -> (Principal, String) {
-        let LoginOutcome::SecondFactorRequired { challenge } = self
+        let LoginOutcome::SecondFactorRequired { challenge, .. } = self
             .service
             .login(name, pw(PASSWORD), &meta())
             .await
@@ -294,7 +294,7 @@ impl Env {
             )
             .await
             .unwrap();
-        let LoginOutcome::SecondFactorRequired { challenge } = self
+        let LoginOutcome::SecondFactorRequired { challenge, .. } = self
             .service
             .login(name, pw(PASSWORD), &meta())
             .await

@@ -61,7 +61,7 @@ async fn step_up_is_required_for_ones_own_changes() {
     // A session that proved its second factor at login may act within step_up_secs.
     let new_secret = otp::Secret::from_base32(renewed.secret.expose()).unwrap();
     env.clock.advance(30);
-    let LoginOutcome::SecondFactorRequired { challenge } = env
+    let LoginOutcome::SecondFactorRequired { challenge, .. } = env
         .service
         .login("alice", pw(PASSWORD), &meta())
         .await
@@ -114,7 +114,7 @@ async fn reset_revokes_sessions() {
     );
     // Bob's own reset keeps the session he used and revokes the others.
     let login = || async {
-        let LoginOutcome::SecondFactorRequired { challenge } = env
+        let LoginOutcome::SecondFactorRequired { challenge, .. } = env
             .service
             .login("bob", pw(PASSWORD), &meta())
             .await

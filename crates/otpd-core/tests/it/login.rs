@@ -9,7 +9,7 @@ async fn password_then_second_factor() {
     env.account("alice", &[]).await;
     let (secret, codes) = env.enroll("alice").await;
 
-    let LoginOutcome::SecondFactorRequired { challenge } = env
+    let LoginOutcome::SecondFactorRequired { challenge, .. } = env
         .service
         .login("ALICE", pw(PASSWORD), &meta())
         .await

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod directory;
+mod enablement;
 mod guard;
 mod helpers;
 mod keys;

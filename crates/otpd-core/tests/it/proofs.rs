@@ -305,7 +305,7 @@ async fn recovery_code_sets_of_a_products_shape() {
     let second_factor = |code: String| {
         let service = env.service.clone();
         async move {
-            let LoginOutcome::SecondFactorRequired { challenge } =
+            let LoginOutcome::SecondFactorRequired { challenge, .. } =
                 service.login("carol", pw(PASSWORD), &meta()).await.unwrap()
             else {
                 panic!("a second factor is required");
