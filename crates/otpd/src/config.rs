@@ -100,6 +100,10 @@ pub struct ServeArgs {
     /// their Rocket.Chat server [default: /rocketchat].
     #[arg(long, env = "OTPD_ROCKETCHAT_PREFIX", value_name = "PATH")]
     pub rocketchat_prefix: Option<String>,
+    /// The Zimbra dialect at `/service/soap` and `/service/admin/soap`: on or off
+    /// [default: on].
+    #[arg(long, env = "OTPD_ZIMBRA")]
+    pub zimbra: Option<Switch>,
 }
 
 /// `on`/`off` (also `true`/`false`, `1`/`0`).
@@ -187,6 +191,7 @@ struct FileConfig {
     ontap: Option<Switch>,
     rocketchat: Option<Switch>,
     rocketchat_prefix: Option<String>,
+    zimbra: Option<Switch>,
 }
 
 /// Resolved settings.
@@ -234,6 +239,8 @@ pub struct Settings {
     pub ontap: bool,
     /// Where the Rocket.Chat dialect is served (`/rocketchat`), if it is.
     pub rocketchat: Option<String>,
+    /// Whether the Zimbra dialect is served.
+    pub zimbra: bool,
 }
 
 impl Settings {
@@ -319,6 +326,7 @@ impl Settings {
                     .unwrap_or(30),
             ),
             ontap: serve.ontap.or(file.ontap).is_none_or(|s| s.0),
+            zimbra: serve.zimbra.or(file.zimbra).is_none_or(|s| s.0),
             rocketchat: match serve.rocketchat.or(file.rocketchat).is_none_or(|s| s.0) {
                 true => Some(rocketchat_prefix(
                     serve

@@ -35,6 +35,8 @@ pub struct AppState {
     /// How long a request may take before the server answers 503 for it: a door that walks
     /// a long collection stops well before, to answer in its own format.
     pub request_timeout: Duration,
+    /// Whether the listener speaks TLS (cookies are then `Secure`).
+    pub tls: bool,
 }
 
 /// The whole application: every front door, and the layers they share.
@@ -50,6 +52,7 @@ pub fn router(service: Service, settings: &Settings) -> Router {
         limits,
         websocket_login_timeout: settings.websocket_login_timeout,
         request_timeout: settings.request_timeout,
+        tls: settings.tls.is_some(),
     };
     let request_id = HeaderName::from_static("x-request-id");
     // The native API and the TrueNAS upgrade share the native limits (a spent budget is
@@ -62,6 +65,9 @@ pub fn router(service: Service, settings: &Settings) -> Router {
         ));
     if settings.ontap {
         app = app.merge(crate::ontap::router(&state));
+    }
+    if settings.zimbra {
+        app = app.merge(crate::zimbra::router(&state));
     }
     // Below its prefix the Rocket.Chat router answers everything, its 404s included.
     if let Some(prefix) = &settings.rocketchat {

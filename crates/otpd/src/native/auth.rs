@@ -63,7 +63,7 @@ pub async fn login(
             expires_at: t.expires_at,
             ..none
         },
-        LoginOutcome::SecondFactorRequired { challenge } => LoginResponse {
+        LoginOutcome::SecondFactorRequired { challenge, .. } => LoginResponse {
             second_factor_required: Some(true),
             challenge: Some(challenge.token.expose().into()),
             expires_at: challenge.expires_at,

@@ -165,7 +165,7 @@ pub(super) async fn login(
     };
     let token = match outcome {
         Ok(LoginOutcome::Session(token) | LoginOutcome::EnrollmentRequired(token)) => token,
-        Ok(LoginOutcome::SecondFactorRequired { challenge }) => {
+        Ok(LoginOutcome::SecondFactorRequired { challenge, .. }) => {
             let Some(code) = code else {
                 return Err(RcError::login_second_factor(
                     "totp-required",

@@ -161,7 +161,7 @@ impl Conn {
                     Ok(LoginOutcome::Session(t) | LoginOutcome::EnrollmentRequired(t)) => {
                         self.succeed(secret(&t.token), true, user_info).await
                     }
-                    Ok(LoginOutcome::SecondFactorRequired { challenge }) => {
+                    Ok(LoginOutcome::SecondFactorRequired { challenge, .. }) => {
                         self.pending = Some(Pending {
                             challenge: secret(&challenge.token),
                             username: username.clone(),
@@ -280,7 +280,7 @@ impl Conn {
         let meta = self.meta.clone();
         let token = match self.service().login(&username, password, &meta).await {
             Ok(LoginOutcome::Session(t) | LoginOutcome::EnrollmentRequired(t)) => t,
-            Ok(LoginOutcome::SecondFactorRequired { challenge }) => {
+            Ok(LoginOutcome::SecondFactorRequired { challenge, .. }) => {
                 let Some(code) = otp else {
                     return Ok(Value::Bool(false));
                 };

@@ -17,3 +17,4 @@ mod process;
 mod resources;
 mod rocketchat;
 mod truenas;
+mod zimbra;
