@@ -57,7 +57,19 @@ async fn login(ctx: &Ctx<'_>, request: &Element, kind: Kind) -> Result<Answer, F
         // Step 2: the two-factor token of step 1 and a code.
         (None, Some(challenge), Some(code)) => {
             ctx.attempt()?;
-            second_factor(ctx, challenge, code, &shown).await?
+            let session = second_factor(ctx, challenge, code, &shown).await?;
+            // The named account must be the token's, as Zimbra checks (the challenge does
+            // not say whose it is before it is spent).
+            if let Some(name) = name.as_deref().filter(|n| !n.is_empty()) {
+                let principal = service.authenticate(session.token.expose()).await?;
+                if let Principal::Account(caller) = &principal
+                    && !caller.username.eq_ignore_ascii_case(name)
+                {
+                    service.logout(&principal, &ctx.meta).await?;
+                    return Err(Fault::auth_failed(name));
+                }
+            }
+            session
         }
         (None, Some(_), None) => return Err(Fault::auth_failed(&shown)),
         (Some(password), _, code) => {
@@ -118,7 +130,7 @@ async fn second_factor(
 }
 
 /// Whether `roles` make an admin (any admin role: the core decides what it may do).
-fn is_admin(roles: &Roles) -> bool {
+pub(super) fn is_admin(roles: &Roles) -> bool {
     [Role::FullAdmin, Role::TwofactorAdmin, Role::ReadonlyAdmin]
         .iter()
         .any(|role| roles.contains(role))

@@ -18,6 +18,8 @@ pub struct Fault {
     pub message: String,
     /// Whether it is the server's fault (`soap:Receiver`).
     pub receiver: bool,
+    /// For a spent login budget: the seconds to wait (HTTP 503 with `Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl Fault {
@@ -26,6 +28,7 @@ impl Fault {
             code,
             message: message.into(),
             receiver: false,
+            retry_after: None,
         }
     }
 
@@ -135,7 +138,26 @@ impl Fault {
             code: "service.TEMPORARILY_UNAVAILABLE",
             message: "service temporarily unavailable".into(),
             receiver: true,
+            retry_after: None,
         }
+    }
+
+    /// [`Fault::unavailable`] for an address that spent its login budget: retry after `wait`
+    /// seconds.
+    pub fn rate_limited(wait: u64) -> Self {
+        Fault {
+            retry_after: Some(wait),
+            ..Fault::unavailable()
+        }
+    }
+
+    /// `account.NO_SUCH_ACCOUNT`.
+    pub fn no_such_account(name: &str) -> Self {
+        let name: String = name.chars().take(128).collect();
+        Self::sender(
+            "account.NO_SUCH_ACCOUNT",
+            format!("no such account: {name}"),
+        )
     }
 
     /// The `Fault` element of a body in `form`.
@@ -190,6 +212,7 @@ impl From<CoreError> for Fault {
                     code: "service.FAILURE",
                     message: "system failure: internal error".into(),
                     receiver: true,
+                    retry_after: None,
                 },
             };
         }

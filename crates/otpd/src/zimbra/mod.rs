@@ -41,8 +41,10 @@ const ADMIN_COOKIE: &str = "ZM_ADMIN_AUTH_TOKEN";
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/service/soap", methods(post(account)))
+        .route("/service/soap/", methods(post(account)))
         .route("/service/soap/{request}", methods(post(account)))
         .route("/service/admin/soap", methods(post(admin)))
+        .route("/service/admin/soap/", methods(post(admin)))
         .route("/service/admin/soap/{request}", methods(post(admin)))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limit))
 }
@@ -62,14 +64,7 @@ fn methods(router: MethodRouter<AppState>) -> MethodRouter<AppState> {
 /// login attempt itself ([`Ctx::attempt`]).
 const LIMITS: DoorLimits = DoorLimits {
     login_paths: &[],
-    refuse: |wait| {
-        let mut response = answer(Form::Soap12, Err(Fault::unavailable()), None, false);
-        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-        if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        response
-    },
+    refuse: |wait| answer(Form::Soap12, Err(Fault::rate_limited(wait)), None, false),
     token: |headers| cookie(headers, ACCOUNT_COOKIE).or_else(|| cookie(headers, ADMIN_COOKIE)),
 };
 
@@ -97,7 +92,7 @@ impl Ctx<'_> {
     /// Takes a login attempt from the address's budget, before a password or code is
     /// checked.
     fn attempt(&self) -> Result<(), Fault> {
-        login_attempt(self.state, self.peer).map_err(|_| Fault::unavailable())
+        login_attempt(self.state, self.peer).map_err(Fault::rate_limited)
     }
 }
 
@@ -248,17 +243,21 @@ fn answer(
     cookie: Option<(&str, bool)>,
     header: bool,
 ) -> Response {
-    let (status, body, set_cookie) = match result {
+    let (status, body, set_cookie, retry_after) = match result {
         Ok(answer) => (
             StatusCode::OK,
             soap::write(form, &answer.element, header),
             answer.cookie,
-        ),
-        Err(fault) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            soap::write(form, &fault.element(form), header),
             None,
         ),
+        Err(fault) => {
+            let status = match fault.retry_after {
+                Some(_) => StatusCode::SERVICE_UNAVAILABLE,
+                None => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let body = soap::write(form, &fault.element(form), header);
+            (status, body, None, fault.retry_after)
+        }
     };
     let content_type = match form {
         Form::Json => "text/javascript; charset=utf-8",
@@ -271,6 +270,9 @@ fn answer(
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-store, no-cache"),
     );
+    if let Some(value) = retry_after.and_then(|w| HeaderValue::from_str(&w.to_string()).ok()) {
+        headers.insert(header::RETRY_AFTER, value);
+    }
     if let (Some((token, max_age)), Some((name, secure))) = (set_cookie, cookie) {
         let secure = if secure { "; Secure" } else { "" };
         let value =

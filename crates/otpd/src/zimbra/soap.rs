@@ -195,6 +195,7 @@ pub enum ReadError {
 /// Reads a request body: XML when its first non-blank byte is `<`, else JSON (as Zimbra
 /// decides, whatever the `Content-Type`).
 pub fn read(body: &[u8]) -> Result<Envelope, ReadError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let start = body.iter().position(|b| !b.is_ascii_whitespace());
     match start.map(|i| body[i]) {
         None => Err(ReadError::Parse("empty request payload".into())),
@@ -338,11 +339,14 @@ fn read_xml(body: &[u8]) -> Result<Envelope, ReadError> {
         .children()
         .find(|c| in_soap(c, "Body"))
         .ok_or_else(|| ReadError::Invalid("no SOAP body".into()))?;
-    let request = body
-        .children()
+    let mut requests = body.children();
+    let request = requests
         .next()
         .cloned()
         .ok_or_else(|| ReadError::Invalid("empty SOAP body".into()))?;
+    if requests.next().is_some() {
+        return Err(one_request());
+    }
     let context = header.and_then(|h| h.first("context"));
     let (auth_token, format) = context_values(context);
     let answer_form = match format.as_deref() {
@@ -354,6 +358,10 @@ fn read_xml(body: &[u8]) -> Result<Envelope, ReadError> {
         auth_token,
         request,
     })
+}
+
+fn one_request() -> ReadError {
+    ReadError::Invalid("one request per body (BatchRequest is not served)".into())
 }
 
 /// The header context's `authToken` and `format type`.
@@ -381,6 +389,9 @@ fn read_json(body: &[u8]) -> Result<Envelope, ReadError> {
     let Some(Value::Object(body)) = envelope.remove("Body") else {
         return Err(ReadError::Invalid("no Body".into()));
     };
+    if body.len() > 1 {
+        return Err(one_request());
+    }
     let Some((name, request)) = body.into_iter().next() else {
         return Err(ReadError::Invalid("empty Body".into()));
     };
@@ -491,16 +502,30 @@ pub fn write(form: Form, body: &Element, header: bool) -> String {
     }
 }
 
+/// Text as XML 1.0 may hold it: escaped, and every character XML 1.0 does not allow (C0
+/// controls but tab, newline and carriage return; U+FFFE, U+FFFF) replaced by U+FFFD — a
+/// request may carry them in as character references, and an answer echoes names.
+fn xml_text(text: &str) -> String {
+    let allowed = |c: char| {
+        matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
+    };
+    let clean: String = text
+        .chars()
+        .map(|c| if allowed(c) { c } else { '\u{FFFD}' })
+        .collect();
+    escape(clean.as_str()).into_owned()
+}
+
 /// The element as compact XML (no whitespace between elements). Names that carry a
 /// prefix (`soap:Fault`) are written as they are.
 fn xml_of(out: &mut String, element: &Element, parent_ns: Option<&str>) {
     let _ = write!(out, "<{}", element.name);
     if let Some(ns) = element.ns.as_deref().filter(|ns| Some(*ns) != parent_ns) {
-        let _ = write!(out, " xmlns=\"{}\"", escape(ns));
+        let _ = write!(out, " xmlns=\"{}\"", xml_text(ns));
     }
     for item in &element.items {
         if let Item::Value(name, value, Disposition::Attribute) = item {
-            let _ = write!(out, " {name}=\"{}\"", escape(value.text()));
+            let _ = write!(out, " {name}=\"{}\"", xml_text(&value.text()));
         }
     }
     let inner = element
@@ -516,14 +541,14 @@ fn xml_of(out: &mut String, element: &Element, parent_ns: Option<&str>) {
     for item in &element.items {
         match item {
             Item::Value(name, value, Disposition::Content) => {
-                let _ = write!(out, "<{name}>{}</{name}>", escape(value.text()));
+                let _ = write!(out, "<{name}>{}</{name}>", xml_text(&value.text()));
             }
             Item::Child(child, _) => xml_of(out, child, ns),
             Item::Value(_, _, Disposition::Attribute) => {}
         }
     }
     if let Some(text) = &element.text {
-        out.push_str(&escape(text.as_str()));
+        out.push_str(&xml_text(text));
     }
     let _ = write!(out, "</{}>", element.name);
 }
@@ -632,6 +657,34 @@ mod tests {
         assert!(read(deep_json.as_bytes()).is_err());
         assert!(matches!(read(b"  "), Err(ReadError::Parse(_))));
         assert!(matches!(read(b"<a/>"), Err(ReadError::Invalid(_))));
+        let two = format!(
+            "<soap:Envelope xmlns:soap=\"{SOAP12}\"><soap:Body><A/><B/></soap:Body></soap:Envelope>"
+        );
+        assert!(matches!(read(two.as_bytes()), Err(ReadError::Invalid(_))));
+        assert!(matches!(
+            read(br#"{"Body":{"A":{},"B":{}}}"#),
+            Err(ReadError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn answers_are_well_formed_whatever_they_echo() {
+        let bom = [
+            b"\xEF\xBB\xBF".as_slice(),
+            format!(
+                "<soap:Envelope xmlns:soap=\"{SOAP12}\"><soap:Body><A/></soap:Body></soap:Envelope>"
+            )
+            .as_bytes(),
+        ]
+        .concat();
+        assert_eq!(read(&bom).unwrap().request.name, "A");
+        let echo = Element::new("Fault", None).text("a\u{1}b\u{FFFE}c<d>");
+        assert_eq!(
+            write(Form::Soap12, &echo, false),
+            format!(
+                "<soap:Envelope xmlns:soap=\"{SOAP12}\"><soap:Body><Fault>a\u{FFFD}b\u{FFFD}c&lt;d&gt;</Fault></soap:Body></soap:Envelope>"
+            )
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! messages). Scratch codes are the account's recovery codes, 10 of 8 characters as Zimbra
 //! issues them.
 
-use super::auth::principal;
+use super::auth::{is_admin, principal};
 use super::fault::Fault;
 use super::soap::{Element, Scalar};
 use super::{Answer, Ctx, URN_ACCOUNT, URN_ADMIN};
@@ -107,7 +107,15 @@ pub(super) async fn enable(ctx: &Ctx<'_>, request: &Element) -> Result<Answer, F
         };
     };
     let proof = match (token, password) {
-        (Some(token), _) => EnablementProof::Token(token),
+        (Some(token), _) => {
+            // The named account must be the token's.
+            match service.authenticate(token).await {
+                Ok(Principal::Account(caller)) if caller.username.eq_ignore_ascii_case(name) => {}
+                Ok(_) | Err(CoreError::Unauthenticated) => return Err(Fault::auth_failed(name)),
+                Err(e) => return Err(e.into()),
+            }
+            EnablementProof::Token(token)
+        }
         (None, Some(password)) => EnablementProof::Password {
             username: name,
             password,
@@ -255,6 +263,14 @@ pub(super) async fn admin_clear(ctx: &Ctx<'_>, request: &Element) -> Result<Answ
         .filter(|n| !n.is_empty())
         .ok_or_else(|| Fault::invalid("Must specify an account"))?;
     let principal = principal(ctx).await?;
+    // The admin namespace takes admin tokens only, as Zimbra's; the core then decides.
+    let admin = match &principal {
+        Principal::Account(caller) => is_admin(&caller.roles),
+        Principal::Cli => true,
+    };
+    if !admin {
+        return Err(Fault::perm_denied("need adequate admin token"));
+    }
     match ctx
         .state
         .service
@@ -266,11 +282,7 @@ pub(super) async fn admin_clear(ctx: &Ctx<'_>, request: &Element) -> Result<Answ
             Ok(Answer::new(Element::new(&response, Some(URN_ADMIN))))
         }
         Err(CoreError::Forbidden(_)) => Err(Fault::perm_denied("need adequate admin token")),
-        Err(CoreError::NotFound(_)) => Err(Fault {
-            code: "account.NO_SUCH_ACCOUNT",
-            message: format!("no such account: {name}"),
-            receiver: false,
-        }),
+        Err(CoreError::NotFound(_)) => Err(Fault::no_such_account(name)),
         Err(e) => Err(e.into()),
     }
 }

@@ -1044,6 +1044,159 @@ async fn hostile_xml() {
     assert_ok(&r);
 }
 
+/// What the attack review found: a token answers for its own account only, the admin
+/// namespace takes admin tokens only, echoed control characters keep the XML well formed,
+/// and the path may end in `/`.
+#[tokio::test]
+async fn tokens_names_and_echoes() {
+    let app = zimbra_app().await;
+    app.call(
+        Method::POST,
+        "/api/v1/accounts",
+        Some(&app.admin),
+        Some(json!({"username": "bob@example.org", "password": PASSWORD})),
+        StatusCode::CREATED,
+    )
+    .await;
+    let (_, codes) = enable(&app, Form::Soap12).await;
+    let step1 = soap(
+        &app,
+        Form::Soap12,
+        "AuthRequest",
+        &[
+            ("account", V::Account(ALICE)),
+            ("password", V::Text(PASSWORD)),
+        ],
+        None,
+    )
+    .await;
+    let challenge = step1.get("authToken").unwrap();
+    let r = soap(
+        &app,
+        Form::Soap12,
+        "AuthRequest",
+        &[
+            ("account", V::Account("bob@example.org")),
+            ("authToken", V::Text(&challenge)),
+            ("twoFactorCode", V::Text(&codes[0])),
+        ],
+        None,
+    )
+    .await;
+    assert_fault(&r, "account.AUTH_FAILED");
+
+    let step1 = soap(
+        &app,
+        Form::Json,
+        "EnableTwoFactorAuthRequest",
+        &[
+            ("name", V::Text("bob@example.org")),
+            ("password", V::Text(PASSWORD)),
+        ],
+        None,
+    )
+    .await;
+    let token = step1.get("authToken").unwrap();
+    let secret = otp::Secret::from_base32(&step1.get("secret").unwrap()).unwrap();
+    let r = soap(
+        &app,
+        Form::Json,
+        "EnableTwoFactorAuthRequest",
+        &[
+            ("name", V::Text(ALICE)),
+            ("authToken", V::Text(&token)),
+            ("twoFactorCode", V::Text(&app.code(&secret))),
+        ],
+        None,
+    )
+    .await;
+    assert_fault(&r, "account.AUTH_FAILED");
+
+    // A plain account's session at the admin endpoint, even on itself.
+    let r = soap(
+        &app,
+        Form::Soap12,
+        "AuthRequest",
+        &[
+            ("account", V::Account(ALICE)),
+            ("password", V::Text(PASSWORD)),
+            ("twoFactorCode", V::Text(&codes[1])),
+        ],
+        None,
+    )
+    .await;
+    let session = r.get("authToken").unwrap();
+    let r = admin_soap(
+        &app,
+        Form::Soap12,
+        "ClearTwoFactorAuthDataRequest",
+        &[("account", V::Account(ALICE))],
+        Some(&session),
+    )
+    .await;
+    assert_fault(&r, "service.PERM_DENIED");
+
+    let r = post(
+        &app,
+        "/service/soap/",
+        envelope(
+            Form::Soap12,
+            "AuthRequest",
+            "urn:zimbraAccount",
+            &[
+                ("account", V::Account("a&#x1;b")),
+                ("password", V::Text("x")),
+            ],
+            None,
+        ),
+    )
+    .await;
+    assert_fault(&r, "account.AUTH_FAILED");
+    assert!(
+        !r.body.contains('\u{1}') && r.body.contains('\u{FFFD}'),
+        "{}",
+        r.body
+    );
+}
+
+/// Passwords and codes inside the body take from the address's login budget before they
+/// are checked: a burst gets Zimbra's `service.TEMPORARILY_UNAVAILABLE` with HTTP 503 and
+/// `Retry-After`.
+#[tokio::test]
+async fn logins_take_from_the_login_budget() {
+    let app = spawn_app_with(|s| s.rate_limits = Some(Switch(true))).await;
+    let body = envelope(
+        Form::Soap12,
+        "AuthRequest",
+        "urn:zimbraAccount",
+        &[
+            ("account", V::Account("nobody@example.org")),
+            ("password", V::Text(PASSWORD)),
+        ],
+        None,
+    );
+    let attempts = (0..30).map(|_| {
+        app.client
+            .post(format!("{}/service/soap", app.base))
+            .body(body.clone())
+            .send()
+    });
+    let mut limited = None;
+    for response in futures_util::future::join_all(attempts).await {
+        let response = response.unwrap();
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            limited = Some(response);
+        }
+    }
+    let response = limited.expect("the login budget runs out");
+    assert!(response.headers().contains_key("retry-after"));
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("<Code>service.TEMPORARILY_UNAVAILABLE</Code>"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn the_dialect_can_be_switched_off() {
     let app = spawn_app_with(|s| s.zimbra = Some(Switch(false))).await;
