@@ -163,15 +163,7 @@ impl Service {
             .account_with_proof(LoginName::Username(username), password)
             .await?;
         match found {
-            Some(account) if !account.locked => Ok(Caller {
-                account_id: account.id,
-                username: account.username,
-                roles: account.roles,
-                session_id: None,
-                kind: SessionKind::Session,
-                second_factor_at: None,
-                api_key_id: None,
-            }),
+            Some(account) if !account.locked => Ok(super::sessions::password_caller(account)),
             Some(account) => {
                 self.audit_alone(Audit {
                     actor: &account.username,

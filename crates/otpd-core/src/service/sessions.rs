@@ -327,15 +327,7 @@ impl Service {
                         .await?;
                     return Err(CoreError::Unauthenticated);
                 };
-                let caller = Caller {
-                    account_id: account.id,
-                    username: account.username,
-                    roles: account.roles,
-                    session_id: None,
-                    kind: SessionKind::Session,
-                    second_factor_at: None,
-                    api_key_id: None,
-                };
+                let caller = password_caller(account);
                 memo.remember(
                     id,
                     KnownPassword {
@@ -1046,6 +1038,19 @@ pub(crate) enum Revoke {
 }
 
 /// A syntactically valid username, for auditing a failed login against it.
+/// The caller a password authenticates on its own: no session, no second factor.
+pub(super) fn password_caller(account: crate::Account) -> Caller {
+    Caller {
+        account_id: account.id,
+        username: account.username,
+        roles: account.roles,
+        session_id: None,
+        kind: SessionKind::Session,
+        second_factor_at: None,
+        api_key_id: None,
+    }
+}
+
 fn found_name(username: &str) -> Option<String> {
     crate::Username::parse(username)
         .ok()

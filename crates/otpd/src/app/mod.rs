@@ -92,7 +92,13 @@ pub fn router(service: Service, settings: &Settings) -> Router {
         settings.request_timeout,
     ))
     .layer(CatchPanicLayer::new())
-    .layer(TraceLayer::new_for_http())
+    // A 5xx is no server failure worth an ERROR line by itself: Zimbra answers every fault
+    // with 500, and the server's own faults are logged once where they are classified
+    // (`fault::server_fault`).
+    .layer(
+        TraceLayer::new_for_http()
+            .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+    )
     .layer(PropagateRequestIdLayer::new(request_id.clone()))
     .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
     .with_state(state)
