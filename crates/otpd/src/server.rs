@@ -74,6 +74,7 @@ impl Server {
             address = %self.listener.local_addr()?,
             ontap = if self.settings.ontap { "/api/security/…" } else { "off" },
             rocketchat = self.settings.rocketchat.as_deref().unwrap_or("off"),
+            zimbra = if self.settings.zimbra { "/service/soap" } else { "off" },
             "otpd listening"
         );
         let limits = crate::connections::Limits {

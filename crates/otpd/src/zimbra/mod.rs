@@ -168,17 +168,17 @@ async fn soap(
     let envelope = match soap::read(&body) {
         Ok(envelope) => envelope,
         Err(e) => {
-            // As Zimbra: a request that cannot be read is answered in SOAP 1.2, or in JSON
-            // when it did not look like XML, without a header.
-            let looks_xml = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<');
-            let form = if looks_xml || body.is_empty() {
-                Form::Soap12
-            } else {
-                Form::Json
+            // As Zimbra: a request that cannot be read is answered without a header, in
+            // its envelope's form when that was read, else SOAP 1.2 (JSON when it did not
+            // look like XML).
+            let first = body.iter().find(|b| !b.is_ascii_whitespace());
+            let guess = match first {
+                Some(b'<') | None => Form::Soap12,
+                Some(_) => Form::Json,
             };
-            let fault = match e {
-                soap::ReadError::Parse(m) => Fault::parse(&m),
-                soap::ReadError::Invalid(m) => Fault::invalid(&m),
+            let (fault, form) = match e {
+                soap::ReadError::Parse(m) => (Fault::parse(&m), guess),
+                soap::ReadError::Invalid(m, form) => (Fault::invalid(&m), form.unwrap_or(guess)),
             };
             return answer(form, Err(fault), None, false);
         }

@@ -188,8 +188,8 @@ pub struct Envelope {
 pub enum ReadError {
     /// `parse error: …`.
     Parse(String),
-    /// `invalid request: …`.
-    Invalid(String),
+    /// `invalid request: …`, with the form the envelope was in when that is known.
+    Invalid(String, Option<Form>),
 }
 
 /// Reads a request body: XML when its first non-blank byte is `<`, else JSON (as Zimbra
@@ -321,6 +321,7 @@ fn read_xml(body: &[u8]) -> Result<Envelope, ReadError> {
     if root.name != "Envelope" {
         return Err(ReadError::Invalid(
             "unable to determine SOAP version".into(),
+            None,
         ));
     }
     let form = match root.ns.as_deref() {
@@ -329,6 +330,7 @@ fn read_xml(body: &[u8]) -> Result<Envelope, ReadError> {
         _ => {
             return Err(ReadError::Invalid(
                 "unable to determine SOAP version".into(),
+                None,
             ));
         }
     };
@@ -338,14 +340,14 @@ fn read_xml(body: &[u8]) -> Result<Envelope, ReadError> {
     let body = root
         .children()
         .find(|c| in_soap(c, "Body"))
-        .ok_or_else(|| ReadError::Invalid("no SOAP body".into()))?;
+        .ok_or_else(|| ReadError::Invalid("no SOAP body".into(), Some(form)))?;
     let mut requests = body.children();
     let request = requests
         .next()
         .cloned()
-        .ok_or_else(|| ReadError::Invalid("empty SOAP body".into()))?;
+        .ok_or_else(|| ReadError::Invalid("empty SOAP body".into(), Some(form)))?;
     if requests.next().is_some() {
-        return Err(one_request());
+        return Err(one_request(form));
     }
     let context = header.and_then(|h| h.first("context"));
     let (auth_token, format) = context_values(context);
@@ -360,8 +362,11 @@ fn read_xml(body: &[u8]) -> Result<Envelope, ReadError> {
     })
 }
 
-fn one_request() -> ReadError {
-    ReadError::Invalid("one request per body (BatchRequest is not served)".into())
+fn one_request(form: Form) -> ReadError {
+    ReadError::Invalid(
+        "one request per body (BatchRequest is not served)".into(),
+        Some(form),
+    )
 }
 
 /// The header context's `authToken` and `format type`.
@@ -387,13 +392,13 @@ fn read_json(body: &[u8]) -> Result<Envelope, ReadError> {
         return Err(parse_error("the document must be a JSON object"));
     };
     let Some(Value::Object(body)) = envelope.remove("Body") else {
-        return Err(ReadError::Invalid("no Body".into()));
+        return Err(ReadError::Invalid("no Body".into(), Some(Form::Json)));
     };
     if body.len() > 1 {
-        return Err(one_request());
+        return Err(one_request(Form::Json));
     }
     let Some((name, request)) = body.into_iter().next() else {
-        return Err(ReadError::Invalid("empty Body".into()));
+        return Err(ReadError::Invalid("empty Body".into(), Some(Form::Json)));
     };
     let request = json_element(&name, request, 0)?;
     let context = match envelope.remove("Header") {
@@ -656,14 +661,14 @@ mod tests {
         );
         assert!(read(deep_json.as_bytes()).is_err());
         assert!(matches!(read(b"  "), Err(ReadError::Parse(_))));
-        assert!(matches!(read(b"<a/>"), Err(ReadError::Invalid(_))));
+        assert!(matches!(read(b"<a/>"), Err(ReadError::Invalid(..))));
         let two = format!(
             "<soap:Envelope xmlns:soap=\"{SOAP12}\"><soap:Body><A/><B/></soap:Body></soap:Envelope>"
         );
-        assert!(matches!(read(two.as_bytes()), Err(ReadError::Invalid(_))));
+        assert!(matches!(read(two.as_bytes()), Err(ReadError::Invalid(..))));
         assert!(matches!(
             read(br#"{"Body":{"A":{},"B":{}}}"#),
-            Err(ReadError::Invalid(_))
+            Err(ReadError::Invalid(..))
         ));
     }
 

@@ -983,6 +983,17 @@ async fn faults_in_every_form() {
         let r = post(&app, "/service/soap", body.to_owned()).await;
         assert_fault(&r, code);
     }
+    // Two requests in one SOAP 1.1 body: refused in SOAP 1.1, the envelope's form.
+    let two = format!(
+        "<soap:Envelope xmlns:soap=\"{SOAP11}\"><soap:Body><A xmlns=\"urn:zimbraAccount\"/><B xmlns=\"urn:zimbraAccount\"/></soap:Body></soap:Envelope>"
+    );
+    let r = post(&app, "/service/soap", two).await;
+    assert_fault(&r, "service.INVALID_REQUEST");
+    assert!(
+        r.body.contains("<faultcode>soap:Client</faultcode>"),
+        "{}",
+        r.body
+    );
     let r = app
         .client
         .get(format!("{}/service/soap", app.base))
