@@ -71,6 +71,14 @@ pub enum Role {
 }
 
 impl Role {
+    /// Whether it is an admin role (full, 2FA or read-only admin; a verifier is none).
+    pub fn is_admin(self) -> bool {
+        matches!(
+            self,
+            Role::FullAdmin | Role::TwofactorAdmin | Role::ReadonlyAdmin
+        )
+    }
+
     /// The role's wire name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -668,7 +676,9 @@ impl Principal {
         }
     }
 
-    pub(crate) fn is_any_admin(&self) -> bool {
+    /// Whether the principal holds any admin role (a session limited to enrolling holds
+    /// none).
+    pub fn is_any_admin(&self) -> bool {
         self.has(Role::FullAdmin) || self.has(Role::TwofactorAdmin) || self.has(Role::ReadonlyAdmin)
     }
 }

@@ -25,9 +25,7 @@ impl Client {
             request_id: self.request_id,
         }
     }
-}
 
-impl Client {
     /// The client of the request whose head is `parts`.
     pub fn from_parts(parts: &Parts) -> Self {
         Client {

@@ -7,7 +7,7 @@
 use super::fault::Fault;
 use super::soap::{Element, Scalar};
 use super::{Answer, Ctx, URN_ACCOUNT, URN_ADMIN};
-use otpd_core::{CoreError, LoginOutcome, Principal, Role, Roles, Token};
+use otpd_core::{CoreError, LoginOutcome, Principal, Token};
 use zeroize::Zeroizing;
 
 /// Which namespace logs in.
@@ -81,7 +81,7 @@ async fn login(ctx: &Ctx<'_>, request: &Element, kind: Kind) -> Result<Answer, F
             match service.login(name, password, &ctx.meta).await {
                 Ok(LoginOutcome::Session(session)) => session,
                 Ok(LoginOutcome::SecondFactorRequired { challenge, roles }) => {
-                    if kind == Kind::Admin && !is_admin(&roles) {
+                    if kind == Kind::Admin && !roles.iter().any(|r| r.is_admin()) {
                         return Err(Fault::perm_denied("not an admin account"));
                     }
                     match code {
@@ -129,13 +129,6 @@ async fn second_factor(
     }
 }
 
-/// Whether `roles` make an admin (any admin role: the core decides what it may do).
-pub(super) fn is_admin(roles: &Roles) -> bool {
-    [Role::FullAdmin, Role::TwofactorAdmin, Role::ReadonlyAdmin]
-        .iter()
-        .any(|role| roles.contains(role))
-}
-
 /// Milliseconds from now to `expires_at`.
 fn lifetime(ctx: &Ctx<'_>, expires_at: i64) -> Scalar {
     let now = ctx.state.service.now();
@@ -169,11 +162,7 @@ async fn logged_in(ctx: &Ctx<'_>, session: Token, kind: Kind) -> Result<Answer, 
             .child(Element::new("skin", None).text("harmony")),
         Kind::Admin => {
             let principal = service.authenticate(token).await?;
-            let admin = match &principal {
-                Principal::Account(caller) => is_admin(&caller.roles),
-                Principal::Cli => true,
-            };
-            if !admin {
+            if !principal.is_any_admin() {
                 if let Principal::Account(_) = &principal {
                     service.logout(&principal, &ctx.meta).await?;
                 }

@@ -40,12 +40,12 @@ const ADMIN_COOKIE: &str = "ZM_ADMIN_AUTH_TOKEN";
 /// The routes of the dialect, with its per-address limits.
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
-        .route("/service/soap", methods(post(account)))
-        .route("/service/soap/", methods(post(account)))
-        .route("/service/soap/{request}", methods(post(account)))
-        .route("/service/admin/soap", methods(post(admin)))
-        .route("/service/admin/soap/", methods(post(admin)))
-        .route("/service/admin/soap/{request}", methods(post(admin)))
+        .route("/service/soap", endpoint(Namespace::Account))
+        .route("/service/soap/", endpoint(Namespace::Account))
+        .route("/service/soap/{request}", endpoint(Namespace::Account))
+        .route("/service/admin/soap", endpoint(Namespace::Admin))
+        .route("/service/admin/soap/", endpoint(Namespace::Admin))
+        .route("/service/admin/soap/{request}", endpoint(Namespace::Admin))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limit))
 }
 
@@ -117,22 +117,16 @@ impl Answer {
     }
 }
 
-async fn account(
-    State(state): State<AppState>,
-    client: Client,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    soap(&state, client, &headers, body, Namespace::Account).await
-}
-
-async fn admin(
-    State(state): State<AppState>,
-    client: Client,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    soap(&state, client, &headers, body, Namespace::Admin).await
+/// The handler of one endpoint: its namespace's requests.
+fn endpoint(namespace: Namespace) -> MethodRouter<AppState> {
+    methods(post(
+        move |State(state): State<AppState>,
+              client: Client,
+              headers: HeaderMap,
+              body: Result<Bytes, BytesRejection>| async move {
+            soap(&state, client, &headers, body, namespace).await
+        },
+    ))
 }
 
 /// Reads the envelope, runs the request, writes the answer in the form asked.

@@ -6,7 +6,7 @@
 //! messages). Scratch codes are the account's recovery codes, 10 of 8 characters as Zimbra
 //! issues them.
 
-use super::auth::{is_admin, principal};
+use super::auth::principal;
 use super::fault::Fault;
 use super::soap::{Element, Scalar};
 use super::{Answer, Ctx, URN_ACCOUNT, URN_ADMIN};
@@ -264,11 +264,7 @@ pub(super) async fn admin_clear(ctx: &Ctx<'_>, request: &Element) -> Result<Answ
         .ok_or_else(|| Fault::invalid("Must specify an account"))?;
     let principal = principal(ctx).await?;
     // The admin namespace takes admin tokens only, as Zimbra's; the core then decides.
-    let admin = match &principal {
-        Principal::Account(caller) => is_admin(&caller.roles),
-        Principal::Cli => true,
-    };
-    if !admin {
+    if !principal.is_any_admin() {
         return Err(Fault::perm_denied("need adequate admin token"));
     }
     match ctx
