@@ -96,6 +96,25 @@ pub(crate) fn account_from_row(row: &AnyRow) -> CoreResult<AccountRow> {
     })
 }
 
+/// The `LIKE … ESCAPE '\'` pattern of the lower-cased names that start with `prefix` (at
+/// most 64 characters): its wildcards are escaped, so `_` matches only `_`.
+pub(super) fn prefix_pattern(prefix: Option<&str>) -> CoreResult<String> {
+    let prefix = prefix.unwrap_or("").to_ascii_lowercase();
+    if prefix.chars().count() > 64 {
+        return Err(CoreError::invalid(
+            "prefix",
+            "must be at most 64 characters",
+        ));
+    }
+    Ok(format!(
+        "{}%",
+        prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    ))
+}
+
 fn validate_full_name(name: &str) -> CoreResult<()> {
     check_free_text("full_name", name)
 }
@@ -308,21 +327,7 @@ impl Service {
         offset: u64,
     ) -> CoreResult<Vec<Account>> {
         self.authorize(principal, None, Need::AnyAdmin, false)?;
-        let prefix = prefix.unwrap_or("").to_ascii_lowercase();
-        if prefix.len() > 64 {
-            return Err(CoreError::invalid(
-                "prefix",
-                "must be at most 64 characters",
-            ));
-        }
-        // LIKE wildcards in the prefix are escaped, so `_` matches only `_`.
-        let pattern = format!(
-            "{}%",
-            prefix
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
+        let pattern = prefix_pattern(prefix)?;
         let rows = sqlx::query(LIST_ACCOUNTS)
             .bind(pattern)
             .bind(i64::from(limit.clamp(1, 1000)))

@@ -33,6 +33,9 @@ pub struct DirectoryQuery {
     pub limit: u32,
     /// Only accounts with an active authenticator.
     pub with_factor_only: bool,
+    /// Only accounts whose name starts with this (case-insensitively; at most 64
+    /// characters). The name index serves it, so a search stays fast on a large directory.
+    pub prefix: Option<String>,
 }
 
 /// One account as the directory lists it.
@@ -46,6 +49,10 @@ pub struct DirectoryEntry {
     pub locked: bool,
     /// Its active authenticator (a pending enrollment is none).
     pub factor: Option<FactorSummary>,
+    /// When its pending enrollment lapses, if one is waiting for its confirming code.
+    pub pending_expires_at: Option<i64>,
+    /// Its unused recovery codes.
+    pub recovery_codes_remaining: i64,
 }
 
 /// An active authenticator, without its secret.
@@ -57,16 +64,24 @@ pub struct FactorSummary {
     pub comment: String,
     /// SHA-256 of the secret, 64 hex characters (ONTAP's `sha_fingerprint`).
     pub fingerprint: String,
+    /// Locked after too many wrong codes until this time (Unix seconds), if that is still
+    /// ahead.
+    pub locked_until: Option<i64>,
+    /// When a code of it was last accepted (Unix seconds).
+    pub last_used_at: Option<i64>,
 }
 
 macro_rules! directory_sql {
     ($where:literal, $order:literal) => {
         concat!(
-            "SELECT a.username, a.roles, a.locked, t.enabled, t.comment, t.fingerprint FROM accounts a \
-             LEFT JOIN authenticators t ON t.account_id = a.id AND t.kind = 'totp' AND t.state = 'active' \
+            "SELECT a.username, a.roles, a.locked, t.state, t.enabled, t.comment, t.fingerprint, \
+             t.locked_until, t.last_used_at, t.expires_at, \
+             (SELECT COUNT(*) FROM recovery_codes r WHERE r.account_id = a.id) AS recovery_left \
+             FROM accounts a LEFT JOIN authenticators t ON t.account_id = a.id AND t.kind = 'totp' \
              WHERE ",
             $where,
-            " AND ($2 = 0 OR t.id IS NOT NULL) ORDER BY a.username_key ",
+            " AND a.username_key LIKE $4 ESCAPE '\\' AND ($2 = 0 OR t.state = 'active') \
+             ORDER BY a.username_key ",
             $order,
             " LIMIT $3"
         )
@@ -123,6 +138,7 @@ impl Service {
     ) -> CoreResult<Vec<DirectoryEntry>> {
         let only_factor = i64::from(query.with_factor_only);
         let limit = i64::from(query.limit.clamp(1, 1000));
+        let pattern = super::accounts::prefix_pattern(query.prefix.as_deref())?;
         let rows = if self
             .authorize(principal, None, Need::AnyAdmin, false)
             .is_ok()
@@ -136,6 +152,7 @@ impl Service {
                 .bind(cursor)
                 .bind(only_factor)
                 .bind(limit)
+                .bind(pattern)
                 .fetch_all(&self.db().read)
                 .await?
         } else {
@@ -156,24 +173,40 @@ impl Service {
                 .bind(own)
                 .bind(only_factor)
                 .bind(limit)
+                .bind(pattern)
                 .fetch_all(&self.db().read)
                 .await?
         };
+        let now = self.now();
         rows.iter()
             .map(|row| {
-                let fingerprint: Option<String> = row.try_get("fingerprint")?;
+                let state: Option<String> = row.try_get("state")?;
+                let factor = match state.as_deref() {
+                    Some("active") => Some(FactorSummary {
+                        enabled: row.try_get::<i64, _>("enabled")? != 0,
+                        comment: row.try_get("comment")?,
+                        fingerprint: row.try_get("fingerprint")?,
+                        locked_until: row
+                            .try_get::<Option<i64>, _>("locked_until")?
+                            .filter(|until| *until > now),
+                        last_used_at: row.try_get("last_used_at")?,
+                    }),
+                    _ => None,
+                };
+                // A lapsed enrollment is nothing: it never blocks anything.
+                let pending_expires_at = match state.as_deref() {
+                    Some("pending") => row
+                        .try_get::<Option<i64>, _>("expires_at")?
+                        .filter(|at| *at > now),
+                    _ => None,
+                };
                 Ok(DirectoryEntry {
                     username: row.try_get("username")?,
                     roles: roles_from_db(&row.try_get::<String, _>("roles")?),
                     locked: row.try_get::<i64, _>("locked")? != 0,
-                    factor: match fingerprint {
-                        Some(fingerprint) => Some(FactorSummary {
-                            enabled: row.try_get::<i64, _>("enabled")? != 0,
-                            comment: row.try_get("comment")?,
-                            fingerprint,
-                        }),
-                        None => None,
-                    },
+                    factor,
+                    pending_expires_at,
+                    recovery_codes_remaining: row.try_get("recovery_left")?,
                 })
             })
             .collect()

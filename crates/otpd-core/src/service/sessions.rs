@@ -885,6 +885,35 @@ impl Service {
         Ok(())
     }
 
+    /// Ends every session of an account, the caller's own included: the account's "sign out
+    /// everywhere", or an admin's (2FA admins) revoking them after a lost device. API keys
+    /// stay (they are revoked one by one). Audited `session.revoke_all`; answers how many
+    /// sessions ended.
+    pub async fn end_sessions(
+        &self,
+        principal: &Principal,
+        username: &str,
+        meta: &RequestMeta,
+    ) -> CoreResult<u64> {
+        self.authorize(principal, Some(username), Need::SelfOr2faAdmin, false)?;
+        let mut tx = self.db().begin().await?;
+        let account = self.require_account(&mut tx, username).await?.account;
+        self.may_manage(&mut tx, principal, &account.id).await?;
+        let ended = sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+            .bind(account.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let actor = principal.actor();
+        self.write_audit(
+            &mut tx,
+            Audit::success(&actor, Some(&account.username), "session.revoke_all", meta),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+
     /// Revokes an account's credentials after a change to its second factor or password
     /// (DESIGN.md, "Sessions after a change"): its sessions — all but the caller's own when
     /// the account acts on itself, all of them when someone else acts — and, for

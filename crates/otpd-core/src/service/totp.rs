@@ -910,6 +910,15 @@ impl Service {
         if subject.authenticator.is_none() {
             return Err(CoreError::NotFound("authenticator"));
         }
+        // Under an enforced policy an account may not drop its own second factor (it would
+        // only be led to enroll again); an admin still resets a lost one.
+        let by_self =
+            matches!(principal, Principal::Account(c) if c.account_id == subject.account_id);
+        if by_self && subject.policy.enforced {
+            return Err(CoreError::forbidden(
+                "the policy requires two-factor authentication: an administrator can reset a lost authenticator",
+            ));
+        }
         self.step_up(principal, &subject, step_up_code, meta)
             .await?;
         let mut tx = self.db().begin().await?;

@@ -232,6 +232,7 @@ async fn the_directory_pages_by_name_both_ways() {
         descending,
         limit,
         with_factor_only,
+        prefix: None,
     };
     let names =
         |entries: Vec<DirectoryEntry>| entries.into_iter().map(|e| e.username).collect::<Vec<_>>();

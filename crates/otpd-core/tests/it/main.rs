@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod console;
 mod directory;
 mod enablement;
 mod guard;

@@ -472,6 +472,7 @@ pub async fn answer(
                     descending: q.descending,
                     limit: BATCH,
                     with_factor_only: c.with_factor_only,
+                    prefix: None,
                 },
             )
             .await?;
