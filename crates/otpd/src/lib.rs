@@ -15,6 +15,7 @@ pub mod rocketchat;
 pub mod server;
 pub mod tls;
 pub mod truenas;
+pub mod web;
 pub mod zimbra;
 
 /// Starts logging to standard error (`OTPD_LOG` or `RUST_LOG` filter, default `info`).

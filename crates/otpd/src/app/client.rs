@@ -61,3 +61,16 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
         })
         .map(str::trim)
 }
+
+/// The value of the cookie `name` in the request's `Cookie` headers, if set and not empty.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim())
+        .filter(|value| !value.is_empty())
+}

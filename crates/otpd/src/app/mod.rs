@@ -69,6 +69,11 @@ pub fn router(service: Service, settings: &Settings) -> Router {
     if settings.zimbra {
         app = app.merge(crate::zimbra::router(&state));
     }
+    // Below `/ui` the web pages answer everything, their 404s included.
+    app = app.nest("/ui", crate::web::router(&state)).route(
+        "/ui/",
+        axum::routing::get(|| async { axum::response::Redirect::to("/ui") }),
+    );
     // Below its prefix the Rocket.Chat router answers everything, its 404s included.
     if let Some(prefix) = &settings.rocketchat {
         app = app.nest(prefix, crate::rocketchat::router(&state));

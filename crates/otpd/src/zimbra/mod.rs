@@ -13,7 +13,7 @@ mod soap;
 mod twofactor;
 
 use crate::app::AppState;
-use crate::app::client::Client;
+use crate::app::client::{Client, cookie};
 use crate::app::limit::{DoorLimits, guard, login_attempt};
 use axum::Router;
 use axum::body::Bytes;
@@ -276,17 +276,4 @@ fn answer(
         }
     }
     response
-}
-
-/// The value of the cookie `name`, if the request has it.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim())
-        .filter(|value| !value.is_empty())
 }

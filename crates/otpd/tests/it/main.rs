@@ -17,4 +17,5 @@ mod process;
 mod resources;
 mod rocketchat;
 mod truenas;
+mod web;
 mod zimbra;

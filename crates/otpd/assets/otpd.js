@@ -1,0 +1,48 @@
+// otpd's pages work without this file; it only adds copy and print buttons and a countdown.
+// Served from 'self' (the pages' Content-Security-Policy allows no inline script).
+"use strict";
+document.addEventListener("DOMContentLoaded", () => {
+  for (const button of document.querySelectorAll("button.copy[data-copy]")) {
+    if (!navigator.clipboard) continue;
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      const source = document.getElementById(button.dataset.copy);
+      if (!source) return;
+      // Codes are copied one per line; a secret without the spaces that group it.
+      const items = source.querySelectorAll("li");
+      const text = items.length
+        ? Array.from(items, (li) => li.textContent.trim()).join("\n")
+        : source.textContent.replace(/\s+/g, "");
+      try {
+        await navigator.clipboard.writeText(text);
+        const label = button.textContent;
+        button.textContent = button.dataset.copied || label;
+        setTimeout(() => { button.textContent = label; }, 2000);
+      } catch (_) { /* the text stays selectable */ }
+    });
+  }
+  for (const button of document.querySelectorAll("button.print")) {
+    button.hidden = false;
+    button.addEventListener("click", () => window.print());
+  }
+  // Pasted codes may carry spaces ("123 456"); the server ignores them too.
+  for (const input of document.querySelectorAll('input[autocomplete="one-time-code"]')) {
+    input.addEventListener("paste", (event) => {
+      const text = (event.clipboardData || window.clipboardData)?.getData("text");
+      if (text && /^[\d\s]+$/.test(text)) {
+        event.preventDefault();
+        input.value = text.replace(/\s+/g, "");
+      }
+    });
+  }
+  for (const time of document.querySelectorAll("time[data-expires-at]")) {
+    const end = Number(time.dataset.expiresAt) * 1000;
+    const label = time.textContent;
+    const tick = () => {
+      const left = Math.max(0, Math.round((end - Date.now()) / 1000));
+      time.textContent = `${label} (${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")})`;
+      if (left > 0) setTimeout(tick, 1000);
+    };
+    tick();
+  }
+});

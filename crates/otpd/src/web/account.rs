@@ -1,0 +1,586 @@
+//! Self-service for any account: its page (second-factor state, recovery codes left,
+//! sessions, recent activity), enrolling an authenticator app, the recovery codes shown
+//! once, and renewing or removing the authenticator behind the core's step-up.
+
+use super::text::Message;
+use super::{Chrome, Posted, Visit, WebError, message_of, page, see_other, when};
+use crate::app::AppState;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use otpd_core::{
+    AuditQuery, CoreError, Principal, RecoveryCodeSet, SessionKind, Shown, TotpOptions, TotpStatus,
+};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+/// The signed-in account's name, or a redirect to sign in; an enrollment-only session is
+/// led to enrolling.
+fn own(visit: &Visit) -> Result<(&Principal, String), WebError> {
+    match visit.signed_in()? {
+        p @ Principal::Account(c) => Ok((p, c.username.clone())),
+        Principal::Cli => Err(WebError::Refused(Message::NotAllowed)),
+    }
+}
+
+fn enrolling_only(visit: &Visit) -> bool {
+    matches!(&visit.principal, Some(Principal::Account(c)) if c.kind == SessionKind::Enrollment)
+}
+
+/// One row of the activity table.
+pub struct Event {
+    pub at: String,
+    pub action: String,
+    pub outcome: String,
+    pub remote_addr: String,
+    pub door: String,
+    pub reason: String,
+}
+
+impl From<otpd_core::AuditEvent> for Event {
+    fn from(e: otpd_core::AuditEvent) -> Self {
+        Event {
+            at: when(e.at),
+            action: e.action,
+            outcome: e.outcome,
+            remote_addr: e.remote_addr.unwrap_or_default(),
+            door: e.door,
+            reason: e.reason.unwrap_or_default(),
+        }
+    }
+}
+
+/// One row of the sessions table.
+pub struct SessionRow {
+    pub created: String,
+    pub expires: String,
+    pub door: String,
+    pub remote_addr: String,
+    pub current: bool,
+}
+
+/// A second factor's state as a page says it.
+pub struct FactorView {
+    /// `none`, `pending`, `active`, `disabled` or `locked`.
+    pub state: &'static str,
+    pub locked_until: String,
+    pub last_used: String,
+    pub recovery_codes_left: i64,
+    pub few_codes: bool,
+    pub failed_attempts: i64,
+}
+
+impl FactorView {
+    /// The view of `status` (none when there is none, or its enrollment lapsed) at `now`.
+    pub fn of(status: Option<&TotpStatus>, now: i64) -> Self {
+        let Some(s) =
+            status.filter(|s| s.state == "active" || s.expires_at.is_some_and(|e| e > now))
+        else {
+            return FactorView {
+                state: "none",
+                locked_until: String::new(),
+                last_used: String::new(),
+                recovery_codes_left: 0,
+                few_codes: false,
+                failed_attempts: 0,
+            };
+        };
+        let locked = s.locked_until.filter(|u| *u > now);
+        FactorView {
+            state: match (s.state.as_str(), s.enabled, locked) {
+                ("pending", ..) => "pending",
+                (_, false, _) => "disabled",
+                (_, true, Some(_)) => "locked",
+                _ => "active",
+            },
+            locked_until: locked.map(when).unwrap_or_default(),
+            last_used: s.last_used_at.map(when).unwrap_or_default(),
+            recovery_codes_left: s.recovery_codes_remaining,
+            few_codes: s.state == "active" && s.recovery_codes_remaining <= 2,
+            failed_attempts: s.failed_attempts,
+        }
+    }
+}
+
+/// The status of `username`'s authenticator, none if it has none.
+async fn status_of(
+    state: &AppState,
+    p: &Principal,
+    username: &str,
+) -> Result<Option<TotpStatus>, CoreError> {
+    match state.service.totp_status(p, username).await {
+        Ok(s) => Ok(Some(s)),
+        Err(CoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The account page.
+#[derive(Template)]
+#[template(path = "web/account.html")]
+struct AccountPage {
+    c: Chrome,
+    factor: FactorView,
+    sessions: Vec<SessionRow>,
+    events: Vec<Event>,
+}
+
+/// A redirect's flash message (`?m=`).
+#[derive(Deserialize, Default)]
+pub struct Flash {
+    #[serde(default)]
+    m: String,
+}
+
+/// `GET /ui/account`.
+pub async fn overview(
+    State(state): State<AppState>,
+    visit: Visit,
+    Query(flash): Query<Flash>,
+) -> Result<Response, WebError> {
+    if enrolling_only(&visit) {
+        return Ok(see_other("/ui/account/enroll", visit.set_cookies));
+    }
+    let (p, username) = own(&visit)?;
+    let status = status_of(&state, p, &username).await?;
+    let sessions = state
+        .service
+        .list_sessions(p, &username)
+        .await?
+        .into_iter()
+        .map(|s| SessionRow {
+            created: when(s.created_at),
+            expires: when(s.expires_at),
+            door: s.door,
+            remote_addr: s.remote_addr.unwrap_or_default(),
+            current: s.current,
+        })
+        .collect();
+    let events = state
+        .service
+        .audit_events(
+            p,
+            &AuditQuery {
+                account: Some(username.clone()),
+                limit: Some(20),
+                ..AuditQuery::default()
+            },
+        )
+        .await?
+        .into_iter()
+        .map(Event::from)
+        .collect();
+    let c = Chrome::new(&visit, |t| t.account_title).news(Message::from_code(&flash.m));
+    let factor = FactorView::of(status.as_ref(), state.service.now());
+    Ok(page(
+        &visit,
+        StatusCode::OK,
+        &AccountPage {
+            c,
+            factor,
+            sessions,
+            events,
+        },
+    ))
+}
+
+/// A secret to add to an app: its QR code (a link that opens the app on a phone), the
+/// secret in groups of four, and its parameters.
+pub struct SecretView {
+    pub qr_svg: String,
+    pub uri: String,
+    pub grouped: String,
+    pub issuer: String,
+    pub account: String,
+    pub algorithm: String,
+    pub digits: u8,
+    pub interval: u64,
+    /// Not SHA1, 6 digits, 30 seconds: some apps ignore the parameters.
+    pub unusual: bool,
+}
+
+impl SecretView {
+    fn of(uri: &Shown) -> Result<Self, WebError> {
+        let parsed = otp::KeyUri::parse(uri.expose())
+            .map_err(|_| CoreError::Internal("the key URI does not parse".into()))?;
+        let qr_svg = crate::qr::svg(uri.expose()).map_err(|e| CoreError::Internal(e.into()))?;
+        let secret: Zeroizing<String> = parsed.secret().to_base32();
+        let grouped = secret
+            .as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let algorithm = parsed.algorithm().to_string();
+        let digits = parsed.digits().get();
+        let interval = match parsed.kind() {
+            otp::OtpKind::Totp { period } => period.seconds(),
+            otp::OtpKind::Hotp { .. } => 0,
+        };
+        Ok(SecretView {
+            qr_svg,
+            uri: uri.expose().to_owned(),
+            grouped,
+            issuer: parsed.issuer().unwrap_or_default().to_owned(),
+            account: parsed.account().to_owned(),
+            unusual: algorithm != "SHA1" || digits != 6 || interval != 30,
+            algorithm,
+            digits,
+            interval,
+        })
+    }
+}
+
+/// A pending enrollment as its page shows it.
+pub struct Pending {
+    pub secret: SecretView,
+    /// Which secret the page shows (its fingerprint), sent back with the code.
+    pub fingerprint: String,
+    /// When it lapses, as text and in Unix seconds (for the countdown).
+    pub expires: String,
+    pub expires_at: i64,
+}
+
+/// The enrollment page: a start button, or the pending secret and its code box.
+#[derive(Template)]
+#[template(path = "web/enroll.html")]
+struct EnrollPage {
+    c: Chrome,
+    required: bool,
+    pending: Option<Pending>,
+    code_error: Option<&'static str>,
+}
+
+/// `GET /ui/account/enroll`.
+pub async fn enroll_page(
+    State(state): State<AppState>,
+    visit: Visit,
+) -> Result<Response, WebError> {
+    enroll_view(&state, &visit, StatusCode::OK, None, None).await
+}
+
+/// The enrollment page as it stands, with a message for the whole page or the code box.
+async fn enroll_view(
+    state: &AppState,
+    visit: &Visit,
+    status: StatusCode,
+    notice: Option<Message>,
+    code_error: Option<Message>,
+) -> Result<Response, WebError> {
+    let (p, username) = own(visit)?;
+    let current = status_of(state, p, &username).await?;
+    if current.as_ref().is_some_and(|s| s.state == "active") {
+        return Ok(see_other("/ui/account", visit.set_cookies.clone()));
+    }
+    let pending = match state.service.pending_key_uri(p, &username).await {
+        Ok(uri) => {
+            let status = current.ok_or(CoreError::NotFound("pending enrollment"))?;
+            Some(Pending {
+                secret: SecretView::of(&uri)?,
+                fingerprint: status.fingerprint,
+                expires: status.expires_at.map(when).unwrap_or_default(),
+                expires_at: status.expires_at.unwrap_or_default(),
+            })
+        }
+        Err(CoreError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let mut c = Chrome::new(visit, |t| t.enroll_title);
+    if let Some(m) = notice {
+        c = c.problem(m);
+    }
+    Ok(page(
+        visit,
+        status,
+        &EnrollPage {
+            c,
+            required: enrolling_only(visit),
+            pending,
+            code_error: code_error.map(Message::text),
+        },
+    ))
+}
+
+/// A form with only its token.
+#[derive(Deserialize)]
+pub struct Empty {}
+
+/// `POST /ui/account/enroll`: a new pending secret (replacing a pending one).
+pub async fn enroll_start(
+    State(state): State<AppState>,
+    posted: Posted<Empty>,
+) -> Result<Response, WebError> {
+    let visit = posted.visit;
+    let (p, username) = own(&visit)?;
+    match state
+        .service
+        .begin_enrollment(p, &username, &TotpOptions::default(), &visit.meta)
+        .await
+    {
+        Ok(_) => Ok(see_other("/ui/account/enroll", [])),
+        Err(e) => {
+            let (status, message) = message_of(&e);
+            enroll_view(&state, &visit, status, Some(message), None).await
+        }
+    }
+}
+
+/// The confirming code, and which pending secret the page showed.
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    code: Zeroizing<String>,
+    #[serde(default)]
+    fingerprint: String,
+}
+
+/// The recovery codes, shown once.
+#[derive(Template)]
+#[template(path = "web/codes.html")]
+struct CodesPage {
+    c: Chrome,
+    codes: Vec<String>,
+    download: String,
+}
+
+fn codes_page(visit: &Visit, username: &str, codes: &[Shown]) -> Response {
+    let codes: Vec<String> = codes.iter().map(|c| c.expose().to_owned()).collect();
+    let text = format!(
+        "otpd recovery codes for {username}\nEach code signs in once.\n\n{}\n",
+        codes.join("\n")
+    );
+    let download = format!(
+        "data:text/plain;charset=utf-8,{}",
+        percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let c = Chrome::new(visit, |t| t.codes_title);
+    page(visit, StatusCode::OK, &CodesPage { c, codes, download })
+}
+
+/// `POST /ui/account/enroll/confirm`.
+pub async fn enroll_confirm(
+    State(state): State<AppState>,
+    posted: Posted<ConfirmForm>,
+) -> Result<Response, WebError> {
+    let Posted { visit, form } = posted;
+    let (p, username) = own(&visit)?;
+    // The page showed one pending secret; if another tab has started a newer one since,
+    // that one is confirmed by its own page, never by a code read from this one.
+    let current = status_of(&state, p, &username).await?;
+    let now = state.service.now();
+    match current {
+        Some(s) if s.state == "pending" && s.expires_at.is_some_and(|e| e > now) => {
+            if s.fingerprint != form.fingerprint {
+                return enroll_view(
+                    &state,
+                    &visit,
+                    StatusCode::CONFLICT,
+                    Some(Message::EnrollmentReplaced),
+                    None,
+                )
+                .await;
+            }
+        }
+        _ => {
+            return enroll_view(
+                &state,
+                &visit,
+                StatusCode::NOT_FOUND,
+                Some(Message::EnrollmentExpired),
+                None,
+            )
+            .await;
+        }
+    }
+    if form.code.trim().is_empty() {
+        return enroll_view(
+            &state,
+            &visit,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some(Message::MissingField),
+        )
+        .await;
+    }
+    match state
+        .service
+        .confirm_enrollment(
+            p,
+            &username,
+            form.code.trim(),
+            RecoveryCodeSet::Policy,
+            &visit.meta,
+        )
+        .await
+    {
+        Ok(codes) => Ok(codes_page(&visit, &username, &codes)),
+        Err(e @ (CoreError::SecondFactorFailed { .. } | CoreError::Invalid { .. })) => {
+            let (status, message) = message_of(&e);
+            enroll_view(&state, &visit, status, None, Some(message)).await
+        }
+        Err(e) => {
+            let (status, message) = message_of(&e);
+            enroll_view(&state, &visit, status, Some(message), None).await
+        }
+    }
+}
+
+/// "I have saved them".
+#[derive(Deserialize)]
+pub struct SavedForm {
+    #[serde(default)]
+    saved: Option<String>,
+}
+
+/// `POST /ui/account/recovery-codes/saved`.
+pub async fn codes_saved(posted: Posted<SavedForm>) -> Response {
+    if posted.form.saved.is_some() {
+        see_other("/ui/account", [])
+    } else {
+        see_other(
+            &format!("/ui/account?m={}", Message::CodesNotConfirmed.code()),
+            [],
+        )
+    }
+}
+
+/// The page that confirms a change (and asks for a code when the core wants one).
+#[derive(Template)]
+#[template(path = "web/confirm.html")]
+pub struct ConfirmPage {
+    pub c: Chrome,
+    pub question: &'static str,
+    pub button: &'static str,
+    pub post_to: String,
+    pub cancel_to: String,
+    pub ask_code: bool,
+    pub code_error: Option<&'static str>,
+}
+
+/// A change to one's own second factor.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Renew,
+    Remove,
+    Regenerate,
+}
+
+impl Action {
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "renew" => Some(Action::Renew),
+            "remove" => Some(Action::Remove),
+            "regenerate" => Some(Action::Regenerate),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Action::Renew => "renew",
+            Action::Remove => "remove",
+            Action::Regenerate => "regenerate",
+        }
+    }
+
+    fn confirm_page(
+        self,
+        visit: &Visit,
+        ask_code: bool,
+        code_error: Option<Message>,
+    ) -> ConfirmPage {
+        let c = Chrome::new(visit, |t| t.confirm_title);
+        let (question, button) = match self {
+            Action::Renew => (c.t.confirm_renew, c.t.renew),
+            Action::Remove => (c.t.confirm_remove, c.t.remove),
+            Action::Regenerate => (c.t.confirm_regenerate, c.t.regenerate),
+        };
+        ConfirmPage {
+            c,
+            question,
+            button,
+            post_to: format!("/ui/account/{}", self.name()),
+            cancel_to: "/ui/account".into(),
+            ask_code,
+            code_error: code_error.map(Message::text),
+        }
+    }
+}
+
+/// `GET /ui/account/confirm/{action}`.
+pub async fn confirm_page(visit: Visit, Path(action): Path<String>) -> Result<Response, WebError> {
+    own(&visit)?;
+    let action = Action::parse(&action).ok_or(WebError::Refused(Message::NotFound))?;
+    Ok(page(
+        &visit,
+        StatusCode::OK,
+        &action.confirm_page(&visit, false, None),
+    ))
+}
+
+/// A confirmed change, with the step-up code when one was asked for.
+#[derive(Deserialize)]
+pub struct ActForm {
+    #[serde(default)]
+    code: Zeroizing<String>,
+}
+
+/// The renewed secret, shown once.
+#[derive(Template)]
+#[template(path = "web/renewed.html")]
+struct RenewedPage {
+    c: Chrome,
+    secret: SecretView,
+}
+
+/// `POST /ui/account/{action}`: renew, remove, regenerate — each under the core's step-up.
+pub async fn act(
+    State(state): State<AppState>,
+    Path(action): Path<String>,
+    posted: Posted<ActForm>,
+) -> Result<Response, WebError> {
+    let Posted { visit, form } = posted;
+    let (p, username) = own(&visit)?;
+    let action = Action::parse(&action).ok_or(WebError::Refused(Message::NotFound))?;
+    let code = Some(form.code.trim()).filter(|c| !c.is_empty());
+    let service = &state.service;
+    let result = match action {
+        Action::Renew => service
+            .renew_totp(p, &username, &TotpOptions::default(), code, &visit.meta)
+            .await
+            .and_then(|r| {
+                let secret = SecretView::of(&r.provisioning_uri).map_err(|e| match e {
+                    WebError::Core(e) => e,
+                    _ => CoreError::Internal("the secret cannot be shown".into()),
+                })?;
+                let c = Chrome::new(&visit, |t| t.renewed_title);
+                Ok(page(&visit, StatusCode::OK, &RenewedPage { c, secret }))
+            }),
+        Action::Remove => service
+            .remove_totp(p, &username, code, &visit.meta)
+            .await
+            .map(|()| see_other(&format!("/ui/account?m={}", Message::Removed.code()), [])),
+        Action::Regenerate => service
+            .regenerate_recovery_codes(p, &username, code, RecoveryCodeSet::Policy, &visit.meta)
+            .await
+            .map(|codes| codes_page(&visit, &username, &codes)),
+    };
+    match result {
+        Ok(response) => Ok(response),
+        Err(e) => {
+            let (status, message) = message_of(&e);
+            let ask_code = matches!(
+                e,
+                CoreError::StepUpRequired | CoreError::SecondFactorFailed { .. }
+            ) || code.is_some();
+            let mut confirm = action.confirm_page(&visit, ask_code, None);
+            if ask_code {
+                confirm.code_error = Some(message.text());
+            } else {
+                confirm.c = confirm.c.problem(message);
+            }
+            Ok(page(&visit, status, &confirm))
+        }
+    }
+}
