@@ -21,6 +21,8 @@ cd "$work"
 pid=$!
 for _ in $(seq 100); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.1; done
 curl -sf "$base/readyz" >/dev/null || { cat serve.log; exit 1; }
+# The README points a browser at /ui/: it leads to the sign-in page.
+curl -sfL "$base/ui/" | grep -q '<form method="post" action="/ui/sign-in"' || { echo "no sign-in page at /ui/"; exit 1; }
 
 # 2. Log in as the bootstrap admin (its one-time password is printed and written to a file).
 admin_password=$(cat otpd-data/initial-admin-password)

@@ -35,8 +35,9 @@ document.addEventListener("DOMContentLoaded", () => {
       }
     });
   }
-  for (const time of document.querySelectorAll("time[data-expires-at]")) {
-    const end = Number(time.dataset.expiresAt) * 1000;
+  // The server says how many seconds are left, so the browser's clock does not matter.
+  for (const time of document.querySelectorAll("time[data-seconds-left]")) {
+    const end = Date.now() + Number(time.dataset.secondsLeft) * 1000;
     const label = time.textContent;
     const tick = () => {
       const left = Math.max(0, Math.round((end - Date.now()) / 1000));

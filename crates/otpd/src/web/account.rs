@@ -42,7 +42,7 @@ impl From<otpd_core::AuditEvent> for Event {
     fn from(e: otpd_core::AuditEvent) -> Self {
         Event {
             at: when(e.at),
-            action: e.action,
+            action: super::text::action(&e.action).map_or(e.action, str::to_owned),
             outcome: e.outcome,
             remote_addr: e.remote_addr.unwrap_or_default(),
             door: e.door,
@@ -237,9 +237,10 @@ pub struct Pending {
     pub secret: SecretView,
     /// Which secret the page shows (its fingerprint), sent back with the code.
     pub fingerprint: String,
-    /// When it lapses, as text and in Unix seconds (for the countdown).
+    /// When it lapses, as text, and the seconds left (for the countdown, which so never
+    /// depends on the browser's clock).
     pub expires: String,
-    pub expires_at: i64,
+    pub seconds_left: i64,
 }
 
 /// The enrollment page: a start button, or the pending secret and its code box.
@@ -280,7 +281,9 @@ async fn enroll_view(
                 secret: SecretView::of(&uri)?,
                 fingerprint: status.fingerprint,
                 expires: status.expires_at.map(when).unwrap_or_default(),
-                expires_at: status.expires_at.unwrap_or_default(),
+                seconds_left: status
+                    .expires_at
+                    .map_or(0, |at| (at - state.service.now()).max(0)),
             })
         }
         Err(CoreError::NotFound(_)) => None,

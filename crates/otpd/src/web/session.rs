@@ -49,7 +49,7 @@ pub struct Visit {
 }
 
 impl Visit {
-    /// The signed-in principal, or [`WebError::SignIn`].
+    /// The signed-in principal, or [`super::WebError::SignIn`].
     pub fn signed_in(&self) -> Result<&Principal, super::WebError> {
         self.principal.as_ref().ok_or(super::WebError::SignIn)
     }
@@ -141,12 +141,14 @@ fn anchor(headers: &HeaderMap) -> Option<&str> {
         .or_else(|| cookie(headers, ANCHOR))
 }
 
-/// Whether the browser says the request came from another site: `Sec-Fetch-Site` other
-/// than `same-origin`/`none`, or an `Origin` whose host is not the request's `Host`.
+/// Whether the browser says the request came from another site. `Sec-Fetch-Site` decides
+/// when the browser sends it (every current one does): only `same-origin` and `none` (typed
+/// by the person) pass. Without it, an `Origin` must name the request's `Host`; the pages'
+/// `Referrer-Policy: no-referrer` makes browsers send `Origin: null` even for their own
+/// forms, which only `Sec-Fetch-Site` then vouches for, so a bare `null` is refused.
 fn cross_site(headers: &HeaderMap) -> bool {
-    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-    if site.is_some_and(|s| s != "same-origin" && s != "none") {
-        return true;
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return !matches!(site.to_str(), Ok("same-origin" | "none"));
     }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     match headers.get(header::ORIGIN).map(|v| v.to_str()) {
@@ -163,7 +165,7 @@ fn cross_site(headers: &HeaderMap) -> bool {
 
 /// A posted form (`application/x-www-form-urlencoded`) whose CSRF token matched, with its
 /// visitor. A missing or stale token, or a request from another site, is
-/// [`WebError::Message`] with [`Message::StaleForm`] and goes no further.
+/// [`super::WebError::Refused`] with [`Message::StaleForm`] and goes no further.
 pub struct Posted<T> {
     /// The visitor.
     pub visit: Visit,

@@ -101,6 +101,7 @@ pub struct Text {
     pub next_page: &'static str,
     pub first_page: &'static str,
     pub roles: &'static str,
+    pub role: &'static str,
     pub locked: &'static str,
     pub yes: &'static str,
     pub no: &'static str,
@@ -265,6 +266,7 @@ pub static EN: Text = Text {
     next_page: "Next page",
     first_page: "First page",
     roles: "Roles",
+    role: "Role",
     locked: "Locked",
     yes: "yes",
     no: "no",
@@ -329,6 +331,38 @@ pub static EN: Text = Text {
 
     error_title: "Something went wrong",
 };
+
+/// What an audit action means to the person it is about (their activity list); `None` for
+/// actions shown by their name.
+pub fn action(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "auth.login" => "Sign-in with password",
+        "auth.second_factor" => "Second factor at sign-in",
+        "auth.logout" => "Sign-out",
+        "auth.password" => "Password check",
+        "auth.reauthenticate" => "Identity confirmed again",
+        "totp.enroll" => "Authenticator set-up started",
+        "totp.confirm" => "Authenticator set up",
+        "totp.provision" => "Authenticator provisioned",
+        "totp.renew" => "Authenticator secret replaced",
+        "totp.update" => "Authenticator changed",
+        "totp.remove" => "Authenticator removed",
+        "totp.verify" => "Code checked",
+        "totp.enable" => "Two-factor authentication switched on",
+        "totp.resync" => "Authenticator clock resynchronised",
+        "recovery_codes.regenerate" => "New recovery codes",
+        "session.revoke" => "Session ended",
+        "session.revoke_all" => "Signed out everywhere",
+        "account.create" => "Account created",
+        "account.update" => "Account changed",
+        "account.password" => "Password changed",
+        "account.lock" => "Account locked",
+        "account.unlock" => "Account unlocked",
+        "apikey.create" => "API key created",
+        "apikey.revoke" => "API key revoked",
+        _ => return None,
+    })
+}
 
 /// What a page says went wrong or was done, beside the field it concerns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,7 @@
 mod api;
 mod authz;
 mod bad_input;
+mod browser;
 mod cli;
 mod helpers;
 mod https;

@@ -818,11 +818,12 @@ async fn sign_out_everywhere_ends_the_other_browsers_sessions() {
     a.sign_in("alice", PASSWORD).await;
     let page = a.get("/ui/account").await;
     assert!(
-        page.html.contains("<td>auth.login</td><td>failure</td>"),
+        page.html
+            .contains("<td>Sign-in with password</td><td>failure</td>"),
         "{}",
         page.html
     );
-    assert!(page.html.contains("session.revoke_all"));
+    assert!(page.html.contains("Signed out everywhere"));
     assert!(page.html.contains("127.0.0.1"));
 }
 
