@@ -639,15 +639,22 @@ impl Service {
                 set.shape(subject.policy.recovery_code_count)?,
             )
             .await?;
+        // The confirming code proves the new factor on the account's own session: it counts
+        // as that session's second factor (step-up), and a session limited to enrolling
+        // becomes a full one.
         if let Principal::Account(caller) = principal
-            && caller.kind == SessionKind::Enrollment
             && caller.account_id == subject.account_id
+            && let Some(session) = &caller.session_id
         {
-            sqlx::query("UPDATE sessions SET kind = 'session', second_factor_at = $1, method = 'password+totp' WHERE id = $2")
-                .bind(now)
-                .bind(caller.session_id.clone())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE sessions SET second_factor_at = $1, \
+                 method = CASE WHEN kind = 'enrollment' THEN 'password+totp' ELSE method END, \
+                 kind = 'session' WHERE id = $2",
+            )
+            .bind(now)
+            .bind(session.clone())
+            .execute(&mut *tx)
+            .await?;
         }
         // Sessions opened before the second factor existed must not outlive it.
         self.revoke_credentials_tx(&mut tx, &subject.account_id, principal, Revoke::Sessions)

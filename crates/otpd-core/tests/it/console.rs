@@ -192,3 +192,52 @@ async fn an_enforced_policy_keeps_an_account_from_removing_its_own_factor() {
         LoginOutcome::EnrollmentRequired(_)
     ));
 }
+
+#[tokio::test]
+async fn confirming_an_enrollment_counts_as_the_sessions_second_factor() {
+    let env = env().await;
+    let alice = env.account("alice", &[]).await;
+    let e = env
+        .service
+        .begin_enrollment(&alice, "alice", &TotpOptions::default(), &meta())
+        .await
+        .unwrap();
+    let secret = otp::Secret::from_base32(e.secret.expose()).unwrap();
+    env.service
+        .confirm_enrollment(
+            &alice,
+            "alice",
+            &env.code(&secret),
+            RecoveryCodeSet::Policy,
+            &meta(),
+        )
+        .await
+        .unwrap();
+    // The same session, read again: its second factor is the confirming code.
+    let sessions = env
+        .service
+        .list_sessions(&Principal::Cli, "alice")
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].second_factor_at, Some(T0));
+    assert_eq!(sessions[0].method, "password");
+    env.clock.advance(30);
+    let Principal::Account(mut caller) = alice else {
+        panic!()
+    };
+    caller.second_factor_at = sessions[0].second_factor_at;
+    let again = Principal::Account(caller);
+    // Within the step-up window a change needs no further code…
+    env.service
+        .regenerate_recovery_codes(&again, "alice", None, RecoveryCodeSet::Policy, &meta())
+        .await
+        .unwrap();
+    // …and after it, one.
+    env.clock.advance(300);
+    let r = env
+        .service
+        .regenerate_recovery_codes(&again, "alice", None, RecoveryCodeSet::Policy, &meta())
+        .await;
+    assert!(matches!(r, Err(CoreError::StepUpRequired)), "{r:?}");
+}

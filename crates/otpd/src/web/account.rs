@@ -3,10 +3,12 @@
 //! once, and renewing or removing the authenticator behind the core's step-up.
 
 use super::text::Message;
-use super::{Chrome, Posted, Visit, WebError, message_of, page, see_other, when};
+use super::{
+    Chrome, Posted, Visit, WebError, WebPath, WebQuery, message_of, page, see_other, when,
+};
 use crate::app::AppState;
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use otpd_core::{
@@ -137,7 +139,7 @@ pub struct Flash {
 pub async fn overview(
     State(state): State<AppState>,
     visit: Visit,
-    Query(flash): Query<Flash>,
+    WebQuery(flash): WebQuery<Flash>,
 ) -> Result<Response, WebError> {
     if enrolling_only(&visit) {
         return Ok(see_other("/ui/account/enroll", visit.set_cookies));
@@ -350,7 +352,8 @@ struct CodesPage {
 fn codes_page(visit: &Visit, username: &str, codes: &[Shown]) -> Response {
     let codes: Vec<String> = codes.iter().map(|c| c.expose().to_owned()).collect();
     let text = format!(
-        "otpd recovery codes for {username}\nEach code signs in once.\n\n{}\n",
+        "{}\n{username}\n\n{}\n",
+        super::text::EN.codes_file_heading,
         codes.join("\n")
     );
     let download = format!(
@@ -512,7 +515,10 @@ impl Action {
 }
 
 /// `GET /ui/account/confirm/{action}`.
-pub async fn confirm_page(visit: Visit, Path(action): Path<String>) -> Result<Response, WebError> {
+pub async fn confirm_page(
+    visit: Visit,
+    WebPath(action): WebPath<String>,
+) -> Result<Response, WebError> {
     own(&visit)?;
     let action = Action::parse(&action).ok_or(WebError::Refused(Message::NotFound))?;
     Ok(page(
@@ -540,7 +546,7 @@ struct RenewedPage {
 /// `POST /ui/account/{action}`: renew, remove, regenerate — each under the core's step-up.
 pub async fn act(
     State(state): State<AppState>,
-    Path(action): Path<String>,
+    WebPath(action): WebPath<String>,
     posted: Posted<ActForm>,
 ) -> Result<Response, WebError> {
     let Posted { visit, form } = posted;

@@ -6,11 +6,12 @@
 use super::account::{ConfirmPage, Event, FactorView, SessionRow};
 use super::text::Message;
 use super::{
-    Chrome, Posted, Visit, WebError, invalid_field, message_of, page, parse_day, see_other, when,
+    Chrome, Posted, Visit, WebError, WebPath, WebQuery, invalid_field, message_of, page, parse_day,
+    see_other, when,
 };
 use crate::app::AppState;
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use otpd_core::{
@@ -103,7 +104,7 @@ pub struct Search {
 pub async fn accounts(
     State(state): State<AppState>,
     visit: Visit,
-    Query(search): Query<Search>,
+    WebQuery(search): WebQuery<Search>,
 ) -> Result<Response, WebError> {
     let c = Chrome::new(&visit, |t| t.accounts_title).news(Message::from_code(&search.m));
     accounts_view(
@@ -289,8 +290,8 @@ struct AdminAccountPage {
 pub async fn account(
     State(state): State<AppState>,
     visit: Visit,
-    Path(name): Path<String>,
-    Query(search): Query<Search>,
+    WebPath(name): WebPath<String>,
+    WebQuery(search): WebQuery<Search>,
 ) -> Result<Response, WebError> {
     let p = admin(&visit)?;
     let account = state.service.get_account(p, &name).await?;
@@ -406,7 +407,7 @@ impl Action {
 /// `GET /ui/admin/accounts/{name}/confirm/{action}`.
 pub async fn confirm_page(
     visit: Visit,
-    Path((name, action)): Path<(String, String)>,
+    WebPath((name, action)): WebPath<(String, String)>,
 ) -> Result<Response, WebError> {
     admin(&visit)?;
     let action = Action::parse(&action).ok_or(WebError::Refused(Message::NotFound))?;
@@ -424,7 +425,7 @@ pub struct Empty {}
 /// `POST /ui/admin/accounts/{name}/{action}`.
 pub async fn act(
     State(state): State<AppState>,
-    Path((name, action)): Path<(String, String)>,
+    WebPath((name, action)): WebPath<(String, String)>,
     posted: Posted<Empty>,
 ) -> Result<Response, WebError> {
     let visit = posted.visit;
@@ -560,7 +561,7 @@ fn policy_fields(policy: &Policy, t: &super::text::Text) -> Vec<PolicyField> {
 pub async fn policy(
     State(state): State<AppState>,
     visit: Visit,
-    Query(search): Query<Search>,
+    WebQuery(search): WebQuery<Search>,
 ) -> Result<Response, WebError> {
     let p = admin(&visit)?;
     let policy = state.service.get_policy(p).await?;
@@ -587,6 +588,10 @@ pub async fn save_policy(
     let p = admin(&visit)?;
     let mut policy = state.service.get_policy(p).await?;
     let mut errors: Vec<(&'static str, String)> = Vec::new();
+    let (status, mut c) = (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Chrome::new(&visit, |t| t.policy_title),
+    );
     let text = |name: &str| {
         form.get(name)
             .map(|v| v.trim().to_owned())
@@ -602,7 +607,7 @@ pub async fn save_policy(
         ($field:ident) => {
             match text(stringify!($field)).parse() {
                 Ok(v) => policy.$field = v,
-                Err(_) => errors.push((stringify!($field), "must be a whole number".into())),
+                Err(_) => errors.push((stringify!($field), c.t.not_a_number.into())),
             }
         };
     }
@@ -616,10 +621,6 @@ pub async fn save_policy(
     number!(enrollment_secs);
     number!(session_secs);
     number!(challenge_secs);
-    let (status, mut c) = (
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Chrome::new(&visit, |t| t.policy_title),
-    );
     if errors.is_empty() {
         match state
             .service
@@ -693,8 +694,9 @@ pub struct AuditFilter {
     since: String,
     #[serde(default)]
     until: String,
+    /// The page number, from 0 (anything else is the first page).
     #[serde(default)]
-    page: u32,
+    page: String,
 }
 
 /// One row of the audit log.
@@ -729,19 +731,20 @@ const AUDIT_PAGE: u32 = 50;
 pub async fn audit(
     State(state): State<AppState>,
     visit: Visit,
-    Query(f): Query<AuditFilter>,
+    WebQuery(f): WebQuery<AuditFilter>,
 ) -> Result<Response, WebError> {
     let p = admin(&visit)?;
+    let page_number: u32 = f.page.trim().parse().unwrap_or(0).min(100_000);
+    let c = Chrome::new(&visit, |t| t.audit_title);
     let day = |text: &str| {
         if text.trim().is_empty() {
             Ok(None)
         } else {
-            parse_day(text).map(Some).ok_or("YYYY-MM-DD")
+            parse_day(text).map(Some).ok_or(c.t.not_a_day)
         }
     };
     let since = day(&f.since);
     let until = day(&f.until);
-    let c = Chrome::new(&visit, |t| t.audit_title);
     let (rows, status) = match (&since, &until) {
         (Ok(since), Ok(until)) => {
             let query = AuditQuery {
@@ -751,7 +754,7 @@ pub async fn audit(
                 since: *since,
                 until: until.map(|u| u + 86_400),
                 limit: Some(AUDIT_PAGE),
-                offset: Some(u64::from(f.page) * u64::from(AUDIT_PAGE)),
+                offset: Some(u64::from(page_number) * u64::from(AUDIT_PAGE)),
                 after_id: None,
             };
             let rows = state
@@ -786,8 +789,8 @@ pub async fn audit(
         .unwrap_or_default();
         format!("/ui/admin/audit?{query}")
     };
-    let previous = (f.page > 0).then(|| link(f.page - 1));
-    let next = (rows.len() == AUDIT_PAGE as usize).then(|| link(f.page + 1));
+    let previous = (page_number > 0).then(|| link(page_number - 1));
+    let next = (rows.len() == AUDIT_PAGE as usize).then(|| link(page_number + 1));
     Ok(page(
         &visit,
         status,
@@ -865,7 +868,7 @@ async fn keys_view(
 pub async fn keys(
     State(state): State<AppState>,
     visit: Visit,
-    Query(search): Query<Search>,
+    WebQuery(search): WebQuery<Search>,
 ) -> Result<Response, WebError> {
     let c = Chrome::new(&visit, |t| t.keys_title).news(Message::from_code(&search.m));
     keys_view(
@@ -926,7 +929,7 @@ pub async fn create_key(
 /// `POST /ui/admin/keys/{id}/revoke`.
 pub async fn revoke_key(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    WebPath(id): WebPath<String>,
     posted: Posted<Empty>,
 ) -> Result<Response, WebError> {
     let visit = posted.visit;

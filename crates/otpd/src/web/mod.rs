@@ -156,8 +156,10 @@ pub struct Chrome {
     pub title: &'static str,
     /// The form token.
     pub csrf: String,
-    /// The signed-in account's name.
+    /// The signed-in account's name (also while it may only enroll: it can sign out).
     pub user: Option<String>,
+    /// Whether the session is a full one (the navigation is shown).
+    pub full: bool,
     /// Whether to show the admin console's links.
     pub admin: bool,
     /// A message for the whole page (a field's message goes beside it).
@@ -180,7 +182,8 @@ impl Chrome {
             t: &EN,
             title: title(&EN),
             csrf: visit.csrf.clone(),
-            user: visit.username().map(str::to_owned).filter(|_| full),
+            user: visit.username().map(str::to_owned),
+            full,
             admin: visit
                 .principal
                 .as_ref()
@@ -249,6 +252,28 @@ pub enum WebError {
 impl From<CoreError> for WebError {
     fn from(e: CoreError) -> Self {
         WebError::Core(e)
+    }
+}
+
+/// Path parameters whose rejection (a malformed percent-encoding) is a page.
+#[derive(Debug, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(WebError))]
+pub struct WebPath<T>(pub T);
+
+/// Query parameters whose rejection is a page.
+#[derive(Debug, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(WebError))]
+pub struct WebQuery<T>(pub T);
+
+impl From<axum::extract::rejection::PathRejection> for WebError {
+    fn from(_: axum::extract::rejection::PathRejection) -> Self {
+        WebError::Refused(Message::NotFound)
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for WebError {
+    fn from(_: axum::extract::rejection::QueryRejection) -> Self {
+        WebError::Refused(Message::MissingField)
     }
 }
 
@@ -329,6 +354,7 @@ impl IntoResponse for WebError {
             title: EN.error_title,
             csrf: String::new(),
             user: None,
+            full: false,
             admin: false,
             notice: None,
         }

@@ -5,11 +5,11 @@
 
 use super::session::{ANCHOR, CHALLENGE, SESSION};
 use super::text::Message;
-use super::{Chrome, Posted, Visit, WebError, message_of, page, see_other};
+use super::{Chrome, Posted, Visit, WebError, WebQuery, message_of, page, see_other};
 use crate::app::AppState;
 use crate::app::limit::login_attempt;
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use otpd_core::{CoreError, LoginOutcome, Principal, SessionKind};
@@ -41,7 +41,7 @@ pub struct Flash {
 }
 
 /// `GET /ui/sign-in`.
-pub async fn form(visit: Visit, Query(flash): Query<Flash>) -> Response {
+pub async fn form(visit: Visit, WebQuery(flash): WebQuery<Flash>) -> Response {
     if signed_in_fully(&visit) {
         return see_other("/ui/account", visit.set_cookies);
     }

@@ -317,6 +317,17 @@ async fn removal_asks_for_a_fresh_code() {
     let b = Browser::start(&app).await;
     b.sign_in("alice", PASSWORD, Some(&app.code(&secret))).await;
     assert_eq!(b.path().await, "/ui/account");
+    // Within the step-up window a new secret needs no further code; it is shown once.
+    b.click("a[href='/ui/account/confirm/renew']").await;
+    b.click("form.card button[type=submit]").await;
+    assert!(
+        b.page_text()
+            .await
+            .contains("The old secret no longer works")
+    );
+    b.photograph("renewed").await;
+    let secret = otp::Secret::from_base32(&b.text("#secret").await.replace(' ', "")).unwrap();
+    b.click("a.button[href='/ui/account']").await;
     app.clock.advance(301); // past the step-up window
     b.click("a[href='/ui/account/confirm/remove']").await;
     b.photograph("confirm-remove").await;

@@ -3,6 +3,7 @@
 //! message a page can show for bad input is checked here, and that it changed nothing.
 
 use crate::helpers::*;
+use otpd_core::Clock;
 use proptest::prelude::*;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -257,6 +258,46 @@ async fn sign_in_never_says_whether_a_name_exists() {
     let gone = v.get("/ui/account").await;
     assert_eq!(gone.status, StatusCode::SEE_OTHER);
     assert!(gone.location().starts_with("/ui/sign-in"));
+}
+
+#[tokio::test]
+async fn cookies_are_secure_under_tls() {
+    let app = spawn_app_with(|s| s.tls_self_signed = Some(otpd::config::Switch(true))).await;
+    plain_account(&app, "alice").await;
+    let mut v = Visitor::new(&app);
+    let cert = std::fs::read(app.data_dir().join("tls-cert.pem")).unwrap();
+    let port: u16 = app.base.rsplit(':').next().unwrap().parse().unwrap();
+    v.client = http_client()
+        .tls_certs_only([reqwest::Certificate::from_pem(&cert).unwrap()])
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = v.get("/ui/sign-in").await;
+    let anchor = form.headers["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        anchor.starts_with("otpd_csrf=") && anchor.ends_with("; Secure"),
+        "{anchor}"
+    );
+    let ok = v
+        .post(
+            "/ui/sign-in",
+            &form,
+            &[("username", "alice"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.html);
+    let session = ok
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("otpd_session="))
+        .unwrap();
+    assert!(
+        session.contains("HttpOnly; SameSite=Strict; Secure"),
+        "{session}"
+    );
 }
 
 #[tokio::test]
@@ -788,6 +829,9 @@ async fn an_enforced_policy_leads_a_new_account_to_enrolling() {
     assert_eq!(v.get("/ui/account").await.location(), "/ui/account/enroll");
     let enroll = v.get("/ui/account/enroll").await;
     assert!(enroll.has("Your organisation requires two-factor authentication."));
+    // It may sign out, but is offered no other page.
+    assert!(enroll.html.contains(r#"action="/ui/sign-out""#));
+    assert!(!enroll.html.contains(r#"href="/ui/account""#));
     // Nothing else is open to it.
     assert_eq!(
         v.get("/ui/admin/accounts").await.status,
@@ -797,6 +841,61 @@ async fn an_enforced_policy_leads_a_new_account_to_enrolling() {
     assert_eq!(codes.len(), 10);
     let account = v.get("/ui/account").await;
     assert_eq!(account.status, StatusCode::OK, "a full session now");
+}
+
+#[tokio::test]
+async fn unusual_parameters_are_pointed_out_and_renewal_shows_the_new_secret_once() {
+    let app = spawn_app().await;
+    plain_account(&app, "alice").await;
+    app.call(
+        Method::PATCH,
+        "/api/v1/policy",
+        Some(&app.admin.clone()),
+        Some(json!({"digits": 8})),
+        StatusCode::OK,
+    )
+    .await;
+    let mut v = Visitor::new(&app);
+    v.sign_in("alice", PASSWORD).await;
+    let start = v.get("/ui/account/enroll").await;
+    v.post("/ui/account/enroll", &start, &[]).await;
+    let enroll = v.get("/ui/account/enroll").await;
+    assert!(enroll.has("These settings are not the usual SHA1, 6 digits, 30 seconds."));
+    assert!(enroll.html.contains("<dd>8</dd>"));
+    let (secret, fingerprint) = pending_secret(&enroll);
+    let code = otp::Totp::new(
+        otp::Algorithm::Sha1,
+        otp::Digits::new(8).unwrap(),
+        otp::Interval::default(),
+    )
+    .generate(&secret, u64::try_from(app.clock.now()).unwrap())
+    .to_string();
+    let codes = v
+        .post(
+            "/ui/account/enroll/confirm",
+            &enroll,
+            &[("code", &code), ("fingerprint", &fingerprint)],
+        )
+        .await;
+    assert_eq!(codes.status, StatusCode::OK, "{}", codes.html);
+    // Within the step-up window a renewal needs no further code; its secret is shown once.
+    let confirm = v.get("/ui/account/confirm/renew").await;
+    let renewed = v.post("/ui/account/renew", &confirm, &[]).await;
+    assert_eq!(renewed.status, StatusCode::OK, "{}", renewed.html);
+    assert_eq!(renewed.headers["cache-control"], "no-store");
+    let new_secret = between(
+        &renewed.html,
+        r#"<code id="secret" translate="no">"#,
+        "</code>",
+    )
+    .unwrap();
+    assert_ne!(
+        otp::Secret::from_base32(&new_secret.replace(' ', "")).unwrap(),
+        secret
+    );
+    assert!(renewed.has("The old secret no longer works."));
+    let account = v.get("/ui/account").await;
+    assert!(!account.html.contains(&new_secret), "shown once");
 }
 
 #[tokio::test]
@@ -941,6 +1040,17 @@ async fn the_console_searches_pages_and_acts_as_the_core_allows() {
         );
     }
     assert!(audit.html.contains("<td>web</td>"));
+    for odd in [
+        "/ui/admin/audit?page=abc",
+        "/ui/admin/audit?page=-1&outcome=maybe",
+        "/ui/admin/audit?page=99999999999",
+    ] {
+        let page = admin.get(odd).await;
+        assert_eq!(page.status, StatusCode::OK, "{odd}");
+    }
+    let garbled = admin.get("/ui/admin/accounts/%FF%FE").await;
+    assert_eq!(garbled.status, StatusCode::NOT_FOUND);
+    assert!(garbled.html.contains("<!doctype html>"));
     let bad_day = admin.get("/ui/admin/audit?since=yesterday").await;
     assert_eq!(bad_day.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad_day.html.contains(r#"id="since-error""#));
