@@ -416,11 +416,16 @@ impl Policy {
         if self.issuer.is_empty()
             || self.issuer.len() > 64
             || self.issuer.contains(':')
-            || self.issuer.chars().any(char::is_control)
+            || self
+                .issuer
+                .chars()
+                .any(|c| c.is_control() || crate::service::is_invisible_format(c))
         {
+            // An issuer is shown by every authenticator app: nothing in it may reorder or
+            // hide text.
             return Err(CoreError::invalid(
                 "issuer",
-                "must be 1 to 64 characters, without ':'",
+                "must be 1 to 64 characters, without ':', control or bidirectional-override characters",
             ));
         }
         range("max_failures", self.max_failures, 1, 1000)?;

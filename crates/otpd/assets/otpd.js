@@ -21,6 +21,25 @@ document.addEventListener("DOMContentLoaded", () => {
       } catch (_) { /* the text stays selectable */ }
     });
   }
+  // The recovery codes as a text file, made here from the list on the page: a blob: address
+  // leaves nothing of the codes in the browser's download history.
+  for (const button of document.querySelectorAll("button.download[data-list]")) {
+    button.hidden = false;
+    button.addEventListener("click", () => {
+      const list = document.getElementById(button.dataset.list);
+      if (!list) return;
+      const lines = Array.from(list.querySelectorAll("li"), (li) => li.textContent.trim());
+      const text = `${button.dataset.heading}\n\n${lines.join("\n")}\n`;
+      const url = URL.createObjectURL(new Blob([text], { type: "text/plain;charset=utf-8" }));
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = button.dataset.filename;
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 1000);
+    });
+  }
   for (const button of document.querySelectorAll("button.print")) {
     button.hidden = false;
     button.addEventListener("click", () => window.print());

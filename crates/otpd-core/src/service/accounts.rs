@@ -138,7 +138,7 @@ pub(super) fn check_free_text(field: &'static str, text: &str) -> CoreResult<()>
 /// Characters that reorder, break or hide text (bidirectional overrides and isolates,
 /// zero-width marks, line and paragraph separators, tag characters): a name or address
 /// holding one can read as another's.
-fn is_invisible_format(c: char) -> bool {
+pub(crate) fn is_invisible_format(c: char) -> bool {
     matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}' | '\u{e0000}'..='\u{e007f}')
 }
 

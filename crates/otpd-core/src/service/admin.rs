@@ -90,7 +90,7 @@ macro_rules! audit_account_sql {
         concat!(
             "WITH RECURSIVE chain(id) AS (\
              SELECT t.audit_head FROM authenticators t JOIN accounts a ON a.id = t.account_id \
-             WHERE a.username = $1 AND t.audit_head > $6 \
+             WHERE a.username_key = lower($1) AND t.audit_head > $6 \
              UNION SELECT e.chain_prev FROM chain c JOIN audit_events e ON e.id = c.id WHERE e.chain_prev > $6) \
              SELECT * FROM (SELECT id, at, actor, account, action, outcome, reason, door, remote_addr, request_id \
              FROM audit_events WHERE id IN (SELECT id FROM chain) AND account = $1 AND ",

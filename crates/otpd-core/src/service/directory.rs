@@ -80,18 +80,61 @@ macro_rules! directory_sql {
              FROM accounts a LEFT JOIN authenticators t ON t.account_id = a.id AND t.kind = 'totp' \
              WHERE ",
             $where,
-            " AND a.username_key LIKE $4 ESCAPE '\\' AND ($2 = 0 OR t.state = 'active') \
-             ORDER BY a.username_key ",
+            " AND ($2 = 0 OR t.state = 'active') ORDER BY a.username_key ",
             $order,
             " LIMIT $3"
         )
     };
 }
 
-const ASCENDING: &str = directory_sql!("a.username_key > $1", "ASC");
-const DESCENDING_BEFORE: &str = directory_sql!("a.username_key < $1", "DESC");
-const DESCENDING_FROM_END: &str = directory_sql!("$1 = $1", "DESC");
-const ONE: &str = directory_sql!("a.username_key = $1", "ASC");
+/// The page queries — the keys in `[$1, $4)` ascending, the same descending, one key `$1` —
+/// compared byte by byte so that the name index serves the one range (the cursor and the
+/// searched prefix are folded into its bounds beforehand: SQLite uses a single lower and
+/// upper bound of an index): SQLite compares text so by default; PostgreSQL is told to
+/// (`COLLATE "C"`, served by the index of migration 0008), whatever the database's
+/// collation.
+macro_rules! directory_queries {
+    ($range:literal) => {
+        [
+            directory_sql!($range, "ASC"),
+            directory_sql!($range, "DESC"),
+            directory_sql!("a.username_key = $1 AND $4 = $4", "ASC"),
+        ]
+    };
+}
+
+const LITE: [&str; 3] = directory_queries!("a.username_key >= $1 AND a.username_key < $4");
+const POSTGRES: [&str; 3] =
+    directory_queries!("a.username_key COLLATE \"C\" >= $1 AND a.username_key COLLATE \"C\" < $4");
+const ASCENDING: usize = 0;
+const DESCENDING: usize = 1;
+const ONE: usize = 2;
+
+/// The smallest key above `cursor`: keys hold no character below `-`, so none lies between
+/// `cursor` and `cursor` followed by U+0001.
+fn just_above(cursor: &str) -> String {
+    format!("{cursor}\u{1}")
+}
+
+/// The keys of the names that start with `prefix` (case-insensitively), as the half-open
+/// range `[from, to)`: a key holds only the characters a name may (ASCII letters, digits,
+/// `.`, `_`, `-`, `@`), every one below `~`, so `to` is the prefix and `~`. `None` when no
+/// name can start with it. At most 64 characters.
+fn prefix_range(prefix: Option<&str>) -> CoreResult<Option<(String, String)>> {
+    let prefix = prefix.unwrap_or("").to_ascii_lowercase();
+    if prefix.chars().count() > 64 {
+        return Err(CoreError::invalid(
+            "prefix",
+            "must be at most 64 characters",
+        ));
+    }
+    let name_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@');
+    if !prefix.chars().all(name_char) {
+        return Ok(None);
+    }
+    let to = format!("{prefix}~");
+    Ok(Some((prefix, to)))
+}
 
 impl Service {
     /// The deployment's identity, made by the first [`Service::new`] on the database (read
@@ -138,21 +181,32 @@ impl Service {
     ) -> CoreResult<Vec<DirectoryEntry>> {
         let only_factor = i64::from(query.with_factor_only);
         let limit = i64::from(query.limit.clamp(1, 1000));
-        let pattern = super::accounts::prefix_pattern(query.prefix.as_deref())?;
+        let Some((from, to)) = prefix_range(query.prefix.as_deref())? else {
+            return Ok(Vec::new());
+        };
+        let sql = match self.db().backend() {
+            crate::Backend::Sqlite => &LITE,
+            crate::Backend::Postgres => &POSTGRES,
+        };
         let rows = if self
             .authorize(principal, None, Need::AnyAdmin, false)
             .is_ok()
         {
-            let (sql, cursor) = match (&query.after, query.descending) {
-                (after, false) => (ASCENDING, after.as_deref().map(key).unwrap_or_default()),
-                (Some(after), true) => (DESCENDING_BEFORE, key(after)),
-                (None, true) => (DESCENDING_FROM_END, String::new()),
+            // The one range of keys to read: the prefix's, narrowed by the cursor.
+            let (which, from, to) = match (&query.after, query.descending) {
+                (None, false) => (ASCENDING, from, to),
+                (Some(after), false) => (ASCENDING, from.max(just_above(&key(after))), to),
+                (Some(after), true) => (DESCENDING, from, to.min(key(after))),
+                (None, true) => (DESCENDING, from, to),
             };
-            sqlx::query(sql)
-                .bind(cursor)
+            if from >= to {
+                return Ok(Vec::new());
+            }
+            sqlx::query(sql[which])
+                .bind(from)
                 .bind(only_factor)
                 .bind(limit)
-                .bind(pattern)
+                .bind(to)
                 .fetch_all(&self.db().read)
                 .await?
         } else {
@@ -166,14 +220,14 @@ impl Service {
                 (Some(after), false) => own > key(after),
                 (Some(after), true) => own < key(after),
             };
-            if !beyond {
+            if !beyond || own < from || own >= to {
                 return Ok(Vec::new());
             }
-            sqlx::query(ONE)
+            sqlx::query(sql[ONE])
                 .bind(own)
                 .bind(only_factor)
                 .bind(limit)
-                .bind(pattern)
+                .bind(to)
                 .fetch_all(&self.db().read)
                 .await?
         };

@@ -3,6 +3,7 @@
 //! translate; none touches the database or the crypto.
 
 mod accounts;
+pub(crate) use accounts::is_invisible_format;
 mod admin;
 mod bulk;
 mod commit;

@@ -138,6 +138,11 @@ pub struct TotpStatus {
     pub expires_at: Option<i64>,
 }
 
+/// When a full session made (or completed) at `now` ends under `policy`.
+fn session_expiry(now: i64, policy: &Policy) -> i64 {
+    now.saturating_add(i64::try_from(policy.session_secs).unwrap_or(i64::MAX))
+}
+
 /// An authenticator row.
 pub(super) struct Authenticator {
     id: String,
@@ -646,13 +651,16 @@ impl Service {
             && caller.account_id == subject.account_id
             && let Some(session) = &caller.session_id
         {
+            // A session limited to enrolling also gets a full session's lifetime from here.
             sqlx::query(
                 "UPDATE sessions SET second_factor_at = $1, \
                  method = CASE WHEN kind = 'enrollment' THEN 'password+totp' ELSE method END, \
+                 expires_at = CASE WHEN kind = 'enrollment' THEN $3 ELSE expires_at END, \
                  kind = 'session' WHERE id = $2",
             )
             .bind(now)
             .bind(session.clone())
+            .bind(session_expiry(now, &subject.policy))
             .execute(&mut *tx)
             .await?;
         }
@@ -744,7 +752,9 @@ impl Service {
             && caller.kind == SessionKind::Enrollment
             && caller.account_id == subject.account_id
         {
-            sqlx::query("UPDATE sessions SET kind = 'session' WHERE id = $1")
+            // A full session now, with a full session's lifetime from here.
+            sqlx::query("UPDATE sessions SET kind = 'session', expires_at = $1 WHERE id = $2")
+                .bind(session_expiry(self.now(), &subject.policy))
                 .bind(caller.session_id.clone())
                 .execute(&mut *tx)
                 .await?;

@@ -46,6 +46,15 @@ async fn the_directory_is_searched_by_prefix_with_each_factor_state() {
         .await
         .unwrap();
     assert_eq!(names(&page), ["anne_x"]);
+    // What no name can hold matches nothing (and is no pattern).
+    for odd in ["an%", "a n", "ä", "~"] {
+        let page = env
+            .service
+            .list_directory(&reader, &search(odd, None))
+            .await
+            .unwrap();
+        assert!(page.is_empty(), "{odd}");
+    }
     let r = env
         .service
         .list_directory(&reader, &search(&"a".repeat(65), None))
@@ -240,4 +249,65 @@ async fn confirming_an_enrollment_counts_as_the_sessions_second_factor() {
         .regenerate_recovery_codes(&again, "alice", None, RecoveryCodeSet::Policy, &meta())
         .await;
     assert!(matches!(r, Err(CoreError::StepUpRequired)), "{r:?}");
+}
+
+#[tokio::test]
+async fn an_issuer_that_reorders_text_is_refused() {
+    let env = env().await;
+    let mut policy = env.service.get_policy(&Principal::Cli).await.unwrap();
+    policy.issuer = "Bank\u{202e}lanretxe".into();
+    let r = env
+        .service
+        .set_policy(&Principal::Cli, policy, &meta())
+        .await;
+    assert!(
+        matches!(&r, Err(CoreError::Invalid { field, .. }) if field == "issuer"),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_session_that_enrolled_under_an_enforced_policy_lives_as_long_as_any() {
+    let env = env().await;
+    env.account("alice", &[]).await;
+    env.policy(|p| p.enforced = true).await;
+    let LoginOutcome::EnrollmentRequired(token) = env
+        .service
+        .login("alice", pw(PASSWORD), &meta())
+        .await
+        .unwrap()
+    else {
+        panic!("enrollment required");
+    };
+    assert_eq!(token.expires_at, T0 + 900, "an enrollment session is short");
+    let limited = env
+        .service
+        .authenticate(token.token.expose())
+        .await
+        .unwrap();
+    let e = env
+        .service
+        .begin_enrollment(&limited, "alice", &TotpOptions::default(), &meta())
+        .await
+        .unwrap();
+    let secret = otp::Secret::from_base32(e.secret.expose()).unwrap();
+    env.clock.advance(60);
+    env.service
+        .confirm_enrollment(
+            &limited,
+            "alice",
+            &env.code(&secret),
+            RecoveryCodeSet::Policy,
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let sessions = env
+        .service
+        .list_sessions(&Principal::Cli, "alice")
+        .await
+        .unwrap();
+    assert_eq!(sessions[0].expires_at, T0 + 60 + 12 * 3600);
+    env.clock.advance(3600);
+    assert!(env.service.authenticate(token.token.expose()).await.is_ok());
 }

@@ -122,11 +122,18 @@ pub async fn guard(state: &AppState, door: &DoorLimits, request: Request, next: 
     if matches!(
         response.status(),
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-    ) {
+    ) && response.extensions().get::<NoFailure>().is_none()
+    {
         let _ = limits.failures.take(ip, 1.0);
     }
     response
 }
+
+/// Marks a 401 or 403 answer that is no failed attempt of the client's own and so takes
+/// nothing from its address's failure budget: the web pages' refusal of a form another site
+/// made its browser send (counting those would let any site lock its visitors' address out).
+#[derive(Debug, Clone, Copy)]
+pub struct NoFailure;
 
 /// Takes one password attempt from the address's login budget, for a door that checks a
 /// password on a request that is not a login path (ONTAP's HTTP Basic): taken before the

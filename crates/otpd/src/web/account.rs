@@ -346,22 +346,17 @@ pub struct ConfirmForm {
 struct CodesPage {
     c: Chrome,
     codes: Vec<String>,
-    download: String,
+    /// The first lines of the downloaded file.
+    heading: String,
 }
 
 fn codes_page(visit: &Visit, username: &str, codes: &[Shown]) -> Response {
     let codes: Vec<String> = codes.iter().map(|c| c.expose().to_owned()).collect();
-    let text = format!(
-        "{}\n{username}\n\n{}\n",
-        super::text::EN.codes_file_heading,
-        codes.join("\n")
-    );
-    let download = format!(
-        "data:text/plain;charset=utf-8,{}",
-        percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC)
-    );
     let c = Chrome::new(visit, |t| t.codes_title);
-    page(visit, StatusCode::OK, &CodesPage { c, codes, download })
+    // The file is made in the browser from the list on the page (never a `data:` address,
+    // which the browser would keep, codes and all, in its download history).
+    let heading = format!("{}\n{username}", c.t.codes_file_heading);
+    page(visit, StatusCode::OK, &CodesPage { c, codes, heading })
 }
 
 /// `POST /ui/account/enroll/confirm`.

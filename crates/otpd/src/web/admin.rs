@@ -207,8 +207,19 @@ pub async fn create_account(
     State(state): State<AppState>,
     posted: Posted<NewAccountForm>,
 ) -> Result<Response, WebError> {
-    let Posted { visit, form } = posted;
+    let Posted { visit, mut form } = posted;
     let p = admin(&visit)?;
+    // What is shown again is cut to a sensible length (the core refuses longer anyway).
+    for field in [
+        &mut form.username,
+        &mut form.full_name,
+        &mut form.email,
+        &mut form.role,
+    ] {
+        if field.chars().count() > 256 {
+            *field = field.chars().take(256).collect();
+        }
+    }
     let mut roles = Roles::new();
     if !form.role.is_empty() {
         match form.role.parse::<Role>() {
@@ -418,7 +429,15 @@ pub async fn confirm_page(
     ))
 }
 
-/// A confirmed action (only its token).
+/// A confirmed action, with a code when the core asked for one (an admin acting on its own
+/// second factor goes through step-up like anyone).
+#[derive(Deserialize)]
+pub struct ActForm {
+    #[serde(default)]
+    code: Zeroizing<String>,
+}
+
+/// A form with only its token.
 #[derive(Deserialize)]
 pub struct Empty {}
 
@@ -426,21 +445,22 @@ pub struct Empty {}
 pub async fn act(
     State(state): State<AppState>,
     WebPath((name, action)): WebPath<(String, String)>,
-    posted: Posted<Empty>,
+    posted: Posted<ActForm>,
 ) -> Result<Response, WebError> {
-    let visit = posted.visit;
+    let Posted { visit, form } = posted;
     let p = admin(&visit)?;
     let action = Action::parse(&action).ok_or(WebError::Refused(Message::NotFound))?;
     let s = &state.service;
     let meta = &visit.meta;
+    let code = Some(form.code.trim()).filter(|c| !c.is_empty());
     let done = match action {
-        Action::Reset => s.remove_totp(p, &name, None, meta).await,
+        Action::Reset => s.remove_totp(p, &name, code, meta).await,
         Action::Disable => s
-            .update_totp(p, &name, Some(false), None, None, meta)
+            .update_totp(p, &name, Some(false), None, code, meta)
             .await
             .map(drop),
         Action::Enable => s
-            .update_totp(p, &name, Some(true), None, None, meta)
+            .update_totp(p, &name, Some(true), None, code, meta)
             .await
             .map(drop),
         Action::Unlock => s.set_account_locked(p, &name, false, meta).await.map(drop),
@@ -453,7 +473,15 @@ pub async fn act(
         Err(e) => {
             let (status, message) = message_of(&e);
             let mut confirm = action.confirm_page(&visit, &path);
-            confirm.c = confirm.c.problem(message);
+            if matches!(
+                e,
+                CoreError::StepUpRequired | CoreError::SecondFactorFailed { .. }
+            ) {
+                confirm.ask_code = true;
+                confirm.code_error = Some(message.text());
+            } else {
+                confirm.c = confirm.c.problem(message);
+            }
             Ok(page(&visit, status, &confirm))
         }
     }

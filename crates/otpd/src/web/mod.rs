@@ -34,8 +34,9 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
      object-src 'none'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
 /// The web door's limits: no path is a login path for the guard (a sign-in form's POST
-/// takes from the login budget itself, its GET does not); refusals and bad forms take from
-/// the failure budget, like every door's 401 and 403.
+/// takes from the login budget itself, its GET does not); refusals (401, 403) take from the
+/// failure budget like every door's — except that of a form another site sent
+/// ([`crate::app::limit::NoFailure`]).
 static LIMITS: DoorLimits = DoorLimits {
     login_paths: &[],
     refuse: too_many,
@@ -81,13 +82,19 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/keys", get(admin::keys).post(admin::create_key))
         .route("/admin/keys/{id}/revoke", post(admin::revoke_key))
         .fallback(|| async { WebError::Refused(Message::NotFound) })
-        .layer(axum::middleware::from_fn(headers))
+        .method_not_allowed_fallback(|| async {
+            let mut response = WebError::Refused(Message::NotFound).into_response();
+            *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            response
+        })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             |State(state): State<AppState>, request: Request, next: Next| async move {
                 guard(&state, &LIMITS, request, next).await
             },
         ))
+        // Outermost, so that the guard's refusals carry the headers too.
+        .layer(axum::middleware::from_fn(headers))
 }
 
 /// The security headers of every page.
@@ -343,6 +350,7 @@ impl IntoResponse for WebError {
                 match m {
                     Message::StaleForm | Message::NotAllowed => StatusCode::FORBIDDEN,
                     Message::NotFound => StatusCode::NOT_FOUND,
+                    Message::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
                     _ => StatusCode::BAD_REQUEST,
                 },
                 *m,
@@ -359,10 +367,17 @@ impl IntoResponse for WebError {
             notice: None,
         }
         .problem(message);
-        match (ErrorPage { c }).render() {
+        let mut response = match (ErrorPage { c }).render() {
             Ok(html) => (status, axum::response::Html(html)).into_response(),
             Err(_) => status.into_response(),
+        };
+        if matches!(self, WebError::Refused(Message::StaleForm)) {
+            // Another site can make a browser send forms: the refusal costs its address nothing.
+            response
+                .extensions_mut()
+                .insert(crate::app::limit::NoFailure);
         }
+        response
     }
 }
 

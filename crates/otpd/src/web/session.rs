@@ -2,10 +2,13 @@
 //! of every form, and the extractors that give a handler the visitor (who, from where) and
 //! a checked form.
 //!
-//! Cookies (`Path=/ui; HttpOnly; SameSite=Strict`, `Secure` under TLS): `otpd_session`
-//! holds a core session token (or an enrollment-only one), `otpd_challenge` the challenge
-//! of a sign-in waiting for its code, `otpd_csrf` a random value for the forms of a visitor
-//! not yet signed in. A form's CSRF token is a SHA-256 of the first of them that is set
+//! Cookies (`HttpOnly; SameSite=Strict`): `otpd_session` holds a core session token (or an
+//! enrollment-only one), `otpd_challenge` the challenge of a sign-in waiting for its code,
+//! `otpd_csrf` a random value for the forms of a visitor not yet signed in. Over plain HTTP
+//! they have `Path=/ui`; under TLS they are `__Host-otpd_…` with `Path=/` and `Secure`, a
+//! prefix browsers only accept from this very host over HTTPS, so that a sibling host cannot
+//! plant one. A request that carries one of them twice (a planted copy beside the real one)
+//! is treated as carrying neither. A form's CSRF token is a SHA-256 of the first of them that is set
 //! (with a label of its own, so it is no hash the database keeps), so it changes with every
 //! sign-in and sign-out: a form from before is refused, and a page from another site can
 //! neither read nor make one. POSTs are further refused when the browser says they come
@@ -62,16 +65,42 @@ impl Visit {
         }
     }
 
-    /// A `Set-Cookie` value for `name`; `None` deletes it.
+    /// A `Set-Cookie` value for the cookie `name` (one of [`SESSION`], [`CHALLENGE`],
+    /// [`ANCHOR`]); `None` deletes it.
     pub fn cookie(&self, name: &str, value: Option<&str>) -> HeaderValue {
-        let secure = if self.tls { "; Secure" } else { "" };
+        let (name, attributes) = if self.tls {
+            (
+                format!("__Host-{name}"),
+                "Path=/; HttpOnly; SameSite=Strict; Secure",
+            )
+        } else {
+            (name.to_owned(), "Path=/ui; HttpOnly; SameSite=Strict")
+        };
         let text = match value {
-            Some(v) => format!("{name}={v}; Path=/ui; HttpOnly; SameSite=Strict{secure}"),
-            None => format!("{name}=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
+            Some(v) => format!("{name}={v}; {attributes}"),
+            None => format!("{name}=; {attributes}; Max-Age=0"),
         };
         // Tokens are base64url or hex: always a valid header value.
         HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
+}
+
+/// The value of the web cookie `name` as this listener names it (`__Host-` under TLS), if
+/// the request carries it exactly once.
+fn web_cookie<'a>(headers: &'a HeaderMap, name: &str, tls: bool) -> Option<&'a str> {
+    let name = if tls {
+        format!("__Host-{name}")
+    } else {
+        name.to_owned()
+    };
+    let times = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter(|pair| pair.trim().split_once('=').is_some_and(|(k, _)| k == name))
+        .count();
+    (times == 1).then(|| cookie(headers, &name)).flatten()
 }
 
 /// The CSRF token bound to `anchor` (a session, challenge or anchor cookie's value).
@@ -98,7 +127,7 @@ impl FromRequestParts<AppState> for Visit {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let headers = &parts.headers;
-        let session = cookie(headers, SESSION);
+        let session = web_cookie(headers, SESSION, state.tls);
         let principal = match session {
             Some(token) => match state.service.authenticate(token).await {
                 Ok(p) => Some(p),
@@ -107,7 +136,7 @@ impl FromRequestParts<AppState> for Visit {
             },
             None => None,
         };
-        let challenge = cookie(headers, CHALLENGE).map(str::to_owned);
+        let challenge = web_cookie(headers, CHALLENGE, state.tls).map(str::to_owned);
         let mut visit = Visit {
             principal,
             challenge,
@@ -120,7 +149,7 @@ impl FromRequestParts<AppState> for Visit {
             set_cookies: Vec::new(),
             tls: state.tls,
         };
-        let anchor = match anchor(headers) {
+        let anchor = match anchor(headers, state.tls) {
             Some(a) => a.to_owned(),
             None => {
                 let fresh = new_anchor()?;
@@ -135,10 +164,10 @@ impl FromRequestParts<AppState> for Visit {
 
 /// The cookie a form's token is bound to: the session's, else the challenge's, else the
 /// anonymous anchor's.
-fn anchor(headers: &HeaderMap) -> Option<&str> {
-    cookie(headers, SESSION)
-        .or_else(|| cookie(headers, CHALLENGE))
-        .or_else(|| cookie(headers, ANCHOR))
+fn anchor(headers: &HeaderMap, tls: bool) -> Option<&str> {
+    web_cookie(headers, SESSION, tls)
+        .or_else(|| web_cookie(headers, CHALLENGE, tls))
+        .or_else(|| web_cookie(headers, ANCHOR, tls))
 }
 
 /// Whether the browser says the request came from another site. `Sec-Fetch-Site` decides
@@ -186,12 +215,20 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
         let (mut parts, body) = request.into_parts();
         let visit = Visit::from_request_parts(&mut parts, state).await?;
         let stale = || super::WebError::Refused(Message::StaleForm);
-        if cross_site(&parts.headers) || anchor(&parts.headers).is_none() {
+        if cross_site(&parts.headers) || anchor(&parts.headers, state.tls).is_none() {
             return Err(stale());
         }
         let bytes = axum::body::Bytes::from_request(Request::from_parts(parts, body), state)
             .await
-            .map_err(|_| super::WebError::Refused(Message::MissingField))?;
+            .map_err(|e| {
+                super::WebError::Refused(
+                    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                        Message::TooLarge
+                    } else {
+                        Message::MissingField
+                    },
+                )
+            })?;
         let token: Token = serde_urlencoded::from_bytes(&bytes).map_err(|_| stale())?;
         if !bool::from(token.csrf.as_bytes().ct_eq(visit.csrf.as_bytes())) {
             return Err(stale());

@@ -98,6 +98,9 @@ pub async fn password(State(state): State<AppState>, posted: Posted<Credentials>
         .service
         .login(form.username.trim(), form.password.clone(), &visit.meta)
         .await;
+    if outcome.is_ok() {
+        end_previous(&state, &visit).await;
+    }
     match outcome {
         Ok(LoginOutcome::Session(token)) => see_other(
             "/ui/account",
@@ -126,6 +129,17 @@ pub async fn password(State(state): State<AppState>, posted: Posted<Credentials>
             let (status, message) = message_of(&e);
             again(status, message)
         }
+    }
+}
+
+/// Ends the session this browser held before a new sign-in replaces its cookie: a session
+/// no cookie holds any more could never be signed out of.
+async fn end_previous(state: &AppState, visit: &Visit) {
+    if let Some(p @ Principal::Account(c)) = &visit.principal
+        && c.session_id.is_some()
+        && let Err(e) = state.service.logout(p, &visit.meta).await
+    {
+        crate::app::fault::server_fault(&e);
     }
 }
 

@@ -394,6 +394,7 @@ pub enum Message {
     NotFound,
     MissingField,
     SessionEnded,
+    TooLarge,
     Unavailable,
     Internal,
     SignedOut,
@@ -421,7 +422,7 @@ impl Message {
             }
             Message::ReplayedCode => "That code was used already. Wait for the next one.",
             Message::AuthenticatorLocked => {
-                "Too many wrong codes: the authenticator is locked for a while. Use a recovery code, wait, or ask an administrator."
+                "Too many wrong codes: the authenticator is locked for a while, recovery codes too. Wait, or ask an administrator to unlock it."
             }
             Message::AuthenticatorDisabled => "An administrator switched this authenticator off.",
             Message::NotEnrolled => "There is no authenticator set up for this.",
@@ -441,6 +442,7 @@ impl Message {
             Message::NotFound => "There is no such account or item.",
             Message::MissingField => "Please fill in this field.",
             Message::SessionEnded => "Your session has ended. Please sign in again.",
+            Message::TooLarge => "What was sent is too large.",
             Message::Unavailable => {
                 "The server cannot reach its database right now. Try again shortly."
             }

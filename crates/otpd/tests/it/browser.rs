@@ -268,15 +268,11 @@ async fn a_person_enrolls_and_signs_in_with_a_code_then_a_recovery_code() {
         codes
     };
     assert_eq!(codes.len(), 10);
-    assert!(
-        b.client
-            .find(Locator::Css("button.print"))
-            .await
-            .unwrap()
-            .is_displayed()
-            .await
-            .unwrap()
-    );
+    for button in ["button.print", "button.download", "button.copy"] {
+        let shown = b.client.find(Locator::Css(button)).await.unwrap();
+        assert!(shown.is_displayed().await.unwrap(), "{button}");
+    }
+    b.click("button.download").await;
     b.photograph("recovery-codes").await;
     b.click("#saved").await;
     b.click("form[action='/ui/account/recovery-codes/saved'] button")

@@ -276,7 +276,8 @@ async fn cookies_are_secure_under_tls() {
     let form = v.get("/ui/sign-in").await;
     let anchor = form.headers["set-cookie"].to_str().unwrap().to_owned();
     assert!(
-        anchor.starts_with("otpd_csrf=") && anchor.ends_with("; Secure"),
+        anchor.starts_with("__Host-otpd_csrf=")
+            && anchor.ends_with("; Path=/; HttpOnly; SameSite=Strict; Secure"),
         "{anchor}"
     );
     let ok = v
@@ -292,12 +293,14 @@ async fn cookies_are_secure_under_tls() {
         .get_all("set-cookie")
         .iter()
         .map(|c| c.to_str().unwrap().to_owned())
-        .find(|c| c.starts_with("otpd_session="))
+        .find(|c| c.starts_with("__Host-otpd_session="))
         .unwrap();
     assert!(
-        session.contains("HttpOnly; SameSite=Strict; Secure"),
+        session.ends_with("; Path=/; HttpOnly; SameSite=Strict; Secure"),
         "{session}"
     );
+    // The browser sends it back under its prefixed name; the page knows it.
+    assert_eq!(v.get("/ui/account").await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -516,17 +519,18 @@ async fn the_recovery_codes_page_offers_download_and_asks_for_saving() {
         )
         .await;
     assert_eq!(codes.headers["cache-control"], "no-store");
-    assert!(codes.html.contains(r#"download="otpd-recovery-codes.txt""#));
-    assert!(codes.html.contains("href=\"data:text/plain;charset=utf-8,"));
+    // The file is made in the browser: no address holds the codes (a data: URL would stay
+    // in the download history).
+    assert!(
+        codes
+            .html
+            .contains(r#"data-filename="otpd-recovery-codes.txt""#)
+    );
+    assert!(!codes.html.contains("data:text"));
     assert!(
         codes
             .html
             .contains(r#"type="checkbox" id="saved" name="saved" value="yes" required"#)
-    );
-    let first = recovery_codes(&codes)[0].clone();
-    assert!(
-        codes.html.contains(&first.replace('-', "%2D")),
-        "in the download"
     );
     // Leaving without ticking the box says so.
     let unticked = v
@@ -1271,6 +1275,129 @@ async fn sign_in_attempts_take_from_the_login_budget() {
     assert!(r.headers.contains_key("retry-after"));
     assert!(r.has("Too many attempts from your network."));
     assert!(v.session().is_none());
+}
+
+#[tokio::test]
+async fn refused_forms_cost_the_address_nothing_and_refusals_are_pages() {
+    let app = spawn_app_with(|s| {
+        s.rate_limits = Some(otpd::config::Switch(true));
+        s.failure_rate = Some(3);
+    })
+    .await;
+    plain_account(&app, "alice").await;
+    let mut v = Visitor::new(&app);
+    v.get("/ui/sign-in").await;
+    // Forged forms, as another site could make this browser send: refused, never counted.
+    for _ in 0..6 {
+        let r = v
+            .post_raw(
+                "/ui/sign-out",
+                &[("csrf", "x")],
+                &[("sec-fetch-site", "cross-site")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(v.get("/ui/sign-in").await.status, StatusCode::OK);
+    // Wrong methods and oversized bodies are pages too.
+    let wrong_method = v.get("/ui/sign-out").await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(wrong_method.html.contains("<!doctype html>"));
+    assert!(wrong_method.headers.contains_key("content-security-policy"));
+    let form = v.get("/ui/sign-in").await;
+    let huge = "a".repeat(2 << 20);
+    let r = v.post("/ui/sign-in", &form, &[("username", &huge)]).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(r.has("What was sent is too large."));
+    // A plain account's refusals do count; the address's refusal is a page with the headers.
+    v.sign_in("alice", PASSWORD).await;
+    for _ in 0..3 {
+        assert_eq!(
+            v.get("/ui/admin/accounts").await.status,
+            StatusCode::FORBIDDEN
+        );
+    }
+    let spent = v.get("/ui/admin/accounts").await;
+    assert_eq!(spent.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(spent.headers.contains_key("content-security-policy"));
+    assert_eq!(spent.headers["cache-control"], "no-store");
+}
+
+#[tokio::test]
+async fn a_new_sign_in_ends_the_previous_session_and_planted_cookies_count_for_nothing() {
+    let app = spawn_app().await;
+    plain_account(&app, "alice").await;
+    let mut v = Visitor::new(&app);
+    v.sign_in("alice", PASSWORD).await;
+    let first = v.session().unwrap().clone();
+    app.call(
+        Method::GET,
+        "/api/v1/me",
+        Some(&first),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    // Signed in, the sign-in page leads to the account; a sign-in posted anyway (from a
+    // page with this session's token) replaces the session, and ends the old one.
+    assert_eq!(v.get("/ui/sign-in").await.location(), "/ui/account");
+    let account = v.get("/ui/account").await;
+    let again = v
+        .post(
+            "/ui/sign-in",
+            &account,
+            &[("username", "alice"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(again.location(), "/ui/account");
+    assert_ne!(v.session().unwrap(), &first);
+    app.call(
+        Method::GET,
+        "/api/v1/me",
+        Some(&first),
+        None,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    // A second otpd_session beside the real one (a planted copy): neither counts.
+    let real = v.session().unwrap().clone();
+    let bob = app.account("bob", &[]).await;
+    let r = v
+        .client
+        .get(format!("{}/ui/account", app.base))
+        .header("cookie", format!("otpd_session={bob}; otpd_session={real}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn an_admin_acting_on_its_own_factor_is_asked_for_a_code() {
+    let app = spawn_app().await;
+    let mut admin = Visitor::new(&app);
+    admin.sign_in("admin", &app.admin_password).await;
+    let (secret, _) = enroll_through_pages(&mut admin, &app).await;
+    app.clock.advance(301);
+    let confirm = admin.get("/ui/admin/accounts/admin/confirm/disable").await;
+    let ask = admin
+        .post("/ui/admin/accounts/admin/disable", &confirm, &[])
+        .await;
+    assert_eq!(ask.status, StatusCode::FORBIDDEN);
+    assert!(ask.html.contains(r#"id="code""#), "{}", ask.html);
+    let done = admin
+        .post(
+            "/ui/admin/accounts/admin/disable",
+            &ask,
+            &[("code", &app.code(&secret))],
+        )
+        .await;
+    assert_eq!(
+        done.location(),
+        "/ui/admin/accounts/admin?m=done",
+        "{}",
+        done.html
+    );
 }
 
 /// The form routes, with the fields their forms carry.
