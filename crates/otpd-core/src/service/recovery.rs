@@ -4,7 +4,7 @@
 
 use super::{Service, Shown, new_id};
 use crate::{CoreError, CoreResult, Purpose};
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 
 /// Digits and capitals without 0/O and 1/I/L, which people confuse: 31 symbols, each
 /// drawn with equal probability ([`generate`]), so a code carries 10 × log2(31) ≈ 49.5 bits.
@@ -162,17 +162,19 @@ impl Service {
         Ok(false)
     }
 
-    pub(crate) async fn count_recovery_codes(
+    /// How many unused recovery codes the account has, and when its set was issued.
+    pub(crate) async fn recovery_code_set(
         &self,
         conn: &mut AnyConnection,
         account_id: &str,
-    ) -> CoreResult<i64> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM recovery_codes WHERE account_id = $1")
-                .bind(account_id.to_owned())
-                .fetch_one(conn)
-                .await?;
-        Ok(n)
+    ) -> CoreResult<(i64, Option<i64>)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MAX(created_at) AS issued_at FROM recovery_codes WHERE account_id = $1",
+        )
+        .bind(account_id.to_owned())
+        .fetch_one(conn)
+        .await?;
+        Ok((row.try_get("n")?, row.try_get("issued_at")?))
     }
 }
 

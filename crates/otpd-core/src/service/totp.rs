@@ -122,6 +122,8 @@ pub struct TotpStatus {
     pub comment: String,
     /// Unused recovery codes.
     pub recovery_codes_remaining: i64,
+    /// When the current set of recovery codes was issued (Unix seconds), if there is one.
+    pub recovery_codes_issued_at: Option<i64>,
     /// Locked after too many failures until this time (Unix seconds), if locked.
     pub locked_until: Option<i64>,
     /// Failed verifications since the last success.
@@ -1296,7 +1298,7 @@ impl Service {
         let auth = subject
             .authenticator
             .ok_or(CoreError::NotFound("authenticator"))?;
-        let remaining = self.count_recovery_codes(conn, &subject.account_id).await?;
+        let (remaining, issued_at) = self.recovery_code_set(conn, &subject.account_id).await?;
         let now = self.now();
         Ok(TotpStatus {
             state: auth.state.clone(),
@@ -1307,6 +1309,7 @@ impl Service {
             fingerprint: auth.fingerprint.clone(),
             comment: auth.comment.clone(),
             recovery_codes_remaining: remaining,
+            recovery_codes_issued_at: issued_at,
             locked_until: auth.locked_until.filter(|t| *t > now),
             failed_attempts: auth.failed_attempts,
             drift: auth.drift,

@@ -33,6 +33,7 @@ fn enrolling_only(visit: &Visit) -> bool {
 /// One row of the activity table.
 pub struct Event {
     pub at: String,
+    pub actor: String,
     pub action: String,
     pub outcome: String,
     pub remote_addr: String,
@@ -44,6 +45,7 @@ impl From<otpd_core::AuditEvent> for Event {
     fn from(e: otpd_core::AuditEvent) -> Self {
         Event {
             at: when(e.at),
+            actor: e.actor,
             action: super::text::action(&e.action).map_or(e.action, str::to_owned),
             outcome: e.outcome,
             remote_addr: e.remote_addr.unwrap_or_default(),
@@ -456,7 +458,27 @@ pub struct ConfirmPage {
     pub post_to: String,
     pub cancel_to: String,
     pub ask_code: bool,
+    /// Why a code is asked: a problem (a wrong code) or, when the core simply wants a fresh
+    /// one, no problem at all.
     pub code_error: Option<&'static str>,
+    pub code_hint: Option<&'static str>,
+    /// Whom the change is about (an admin's page), if not the signed-in account.
+    pub subject: Option<String>,
+    /// The state of the factor the page was shown for ([`version_of`]), sent back so that a
+    /// form sent twice (a reload, a second tab) changes nothing the second time.
+    pub version: String,
+}
+
+/// The state of an account's second factor as a form saw it: its secret's fingerprint and
+/// when its recovery codes were issued. A change to either makes older forms stale.
+pub fn version_of(status: Option<&TotpStatus>) -> String {
+    status.map_or_else(String::new, |s| {
+        format!(
+            "{}.{}",
+            s.fingerprint,
+            s.recovery_codes_issued_at.unwrap_or_default()
+        )
+    })
 }
 
 /// A change to one's own second factor.
@@ -485,12 +507,7 @@ impl Action {
         }
     }
 
-    fn confirm_page(
-        self,
-        visit: &Visit,
-        ask_code: bool,
-        code_error: Option<Message>,
-    ) -> ConfirmPage {
+    fn confirm_page(self, visit: &Visit, version: String) -> ConfirmPage {
         let c = Chrome::new(visit, |t| t.confirm_title);
         let (question, button) = match self {
             Action::Renew => (c.t.confirm_renew, c.t.renew),
@@ -503,23 +520,28 @@ impl Action {
             button,
             post_to: format!("/ui/account/{}", self.name()),
             cancel_to: "/ui/account".into(),
-            ask_code,
-            code_error: code_error.map(Message::text),
+            ask_code: false,
+            code_error: None,
+            code_hint: None,
+            subject: None,
+            version,
         }
     }
 }
 
 /// `GET /ui/account/confirm/{action}`.
 pub async fn confirm_page(
+    State(state): State<AppState>,
     visit: Visit,
     WebPath(action): WebPath<String>,
 ) -> Result<Response, WebError> {
-    own(&visit)?;
+    let (p, username) = own(&visit)?;
     let action = Action::parse(&action).ok_or(WebError::Refused(Message::NotFound))?;
+    let version = version_of(status_of(&state, p, &username).await?.as_ref());
     Ok(page(
         &visit,
         StatusCode::OK,
-        &action.confirm_page(&visit, false, None),
+        &action.confirm_page(&visit, version),
     ))
 }
 
@@ -528,6 +550,8 @@ pub async fn confirm_page(
 pub struct ActForm {
     #[serde(default)]
     code: Zeroizing<String>,
+    #[serde(default)]
+    version: String,
 }
 
 /// The renewed secret, shown once.
@@ -549,6 +573,13 @@ pub async fn act(
     let action = Action::parse(&action).ok_or(WebError::Refused(Message::NotFound))?;
     let code = Some(form.code.trim()).filter(|c| !c.is_empty());
     let service = &state.service;
+    let version = version_of(status_of(&state, p, &username).await?.as_ref());
+    if version != form.version {
+        return Ok(see_other(
+            &format!("/ui/account?m={}", Message::FactorChanged.code()),
+            [],
+        ));
+    }
     let result = match action {
         Action::Renew => service
             .renew_totp(p, &username, &TotpOptions::default(), code, &visit.meta)
@@ -573,16 +604,24 @@ pub async fn act(
     match result {
         Ok(response) => Ok(response),
         Err(e) => {
-            let (status, message) = message_of(&e);
-            let ask_code = matches!(
-                e,
-                CoreError::StepUpRequired | CoreError::SecondFactorFailed { .. }
-            ) || code.is_some();
-            let mut confirm = action.confirm_page(&visit, ask_code, None);
-            if ask_code {
-                confirm.code_error = Some(message.text());
-            } else {
-                confirm.c = confirm.c.problem(message);
+            let (status, message) = match (&e, action) {
+                // The core's refusal under an enforced policy, in the page's own words.
+                (CoreError::Forbidden(_), Action::Remove) => {
+                    (StatusCode::FORBIDDEN, Message::PolicyKeepsFactor)
+                }
+                _ => message_of(&e),
+            };
+            let mut confirm = action.confirm_page(&visit, form.version);
+            match e {
+                CoreError::StepUpRequired => {
+                    confirm.ask_code = true;
+                    confirm.code_hint = Some(message.text());
+                }
+                CoreError::SecondFactorFailed { .. } | CoreError::Invalid { .. } => {
+                    confirm.ask_code = true;
+                    confirm.code_error = Some(message.text());
+                }
+                _ => confirm.c = confirm.c.problem(message),
             }
             Ok(page(&visit, status, &confirm))
         }

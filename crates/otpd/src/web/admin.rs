@@ -392,7 +392,7 @@ impl Action {
         }
     }
 
-    fn confirm_page(self, visit: &Visit, path: &str) -> ConfirmPage {
+    fn confirm_page(self, visit: &Visit, name: &str, path: &str) -> ConfirmPage {
         let c = Chrome::new(visit, |t| t.confirm_title);
         let t = c.t;
         let (question, button) = match self {
@@ -411,6 +411,9 @@ impl Action {
             cancel_to: path.to_owned(),
             ask_code: false,
             code_error: None,
+            code_hint: None,
+            subject: Some(name.to_owned()),
+            version: String::new(),
         }
     }
 }
@@ -425,7 +428,7 @@ pub async fn confirm_page(
     Ok(page(
         &visit,
         StatusCode::OK,
-        &action.confirm_page(&visit, &account_path(&name)),
+        &action.confirm_page(&visit, &name, &account_path(&name)),
     ))
 }
 
@@ -472,15 +475,17 @@ pub async fn act(
         Ok(()) => Ok(see_other(&format!("{path}?m={}", Message::Done.code()), [])),
         Err(e) => {
             let (status, message) = message_of(&e);
-            let mut confirm = action.confirm_page(&visit, &path);
-            if matches!(
-                e,
-                CoreError::StepUpRequired | CoreError::SecondFactorFailed { .. }
-            ) {
-                confirm.ask_code = true;
-                confirm.code_error = Some(message.text());
-            } else {
-                confirm.c = confirm.c.problem(message);
+            let mut confirm = action.confirm_page(&visit, &name, &path);
+            match e {
+                CoreError::StepUpRequired => {
+                    confirm.ask_code = true;
+                    confirm.code_hint = Some(message.text());
+                }
+                CoreError::SecondFactorFailed { .. } => {
+                    confirm.ask_code = true;
+                    confirm.code_error = Some(message.text());
+                }
+                _ => confirm.c = confirm.c.problem(message),
             }
             Ok(page(&visit, status, &confirm))
         }
@@ -688,6 +693,9 @@ pub async fn save_policy(
                 }
             },
         }
+    }
+    if !errors.is_empty() {
+        c = c.problem(Message::PolicyNotSaved);
     }
     let mut fields = policy_fields(&policy, c.t);
     for field in &mut fields {
@@ -952,6 +960,39 @@ pub async fn create_key(
             keys_view(&state, &visit, c, None, form, error, status).await
         }
     }
+}
+
+/// `GET /ui/admin/keys/{id}/confirm`: revoking a key is confirmed first.
+pub async fn confirm_revoke_key(
+    State(state): State<AppState>,
+    visit: Visit,
+    WebPath(id): WebPath<String>,
+) -> Result<Response, WebError> {
+    let p = admin(&visit)?;
+    let key = state
+        .service
+        .list_api_keys(p, None)
+        .await?
+        .into_iter()
+        .find(|k| k.id == id)
+        .ok_or(WebError::Refused(Message::NotFound))?;
+    let c = Chrome::new(&visit, |t| t.confirm_title);
+    let confirm = ConfirmPage {
+        question: c.t.confirm_revoke_key,
+        button: c.t.revoke,
+        c,
+        post_to: format!(
+            "/ui/admin/keys/{}/revoke",
+            percent_encoding::utf8_percent_encode(&key.id, percent_encoding::NON_ALPHANUMERIC)
+        ),
+        cancel_to: "/ui/admin/keys".into(),
+        ask_code: false,
+        code_error: None,
+        code_hint: None,
+        subject: Some(format!("{} ({})", key.name, key.account)),
+        version: String::new(),
+    };
+    Ok(page(&visit, StatusCode::OK, &confirm))
 }
 
 /// `POST /ui/admin/keys/{id}/revoke`.

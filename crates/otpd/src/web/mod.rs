@@ -80,6 +80,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/policy", get(admin::policy).post(admin::save_policy))
         .route("/admin/audit", get(admin::audit))
         .route("/admin/keys", get(admin::keys).post(admin::create_key))
+        .route("/admin/keys/{id}/confirm", get(admin::confirm_revoke_key))
         .route("/admin/keys/{id}/revoke", post(admin::revoke_key))
         .fallback(|| async { WebError::Refused(Message::NotFound) })
         .method_not_allowed_fallback(|| async {
@@ -208,11 +209,11 @@ impl Chrome {
         self
     }
 
-    /// With news for the whole page (a flash message after a redirect).
+    /// With the message a redirect named (`?m=`) for the whole page: news, or a problem.
     pub fn news(mut self, message: Option<Message>) -> Self {
         self.notice = message.map(|m| Notice {
             text: m.text(),
-            problem: false,
+            problem: m.is_problem(),
         });
         self
     }

@@ -30,6 +30,11 @@ pub struct Text {
 
     pub account_title: &'static str,
     pub twofactor: &'static str,
+    pub state: &'static str,
+    pub by: &'static str,
+    pub nothing_matches: &'static str,
+    pub enroll_restart: &'static str,
+    pub account_locked: &'static str,
     pub state_none: &'static str,
     pub state_pending: &'static str,
     pub state_active: &'static str,
@@ -167,6 +172,7 @@ pub struct Text {
     pub create_key: &'static str,
     pub key_shown_once: &'static str,
     pub revoke: &'static str,
+    pub confirm_revoke_key: &'static str,
     pub no_keys: &'static str,
 
     pub error_title: &'static str,
@@ -194,12 +200,17 @@ pub static EN: Text = Text {
     code_title: "Two-factor authentication",
     code_intro: "Enter the code your authenticator app shows now, or one of your recovery codes.",
     code_label: "Code",
-    code_hint: "6 to 8 digits from the app, or a recovery code such as ABCDE-FGHIJ.",
+    code_hint: "6 to 8 digits from the app, or a recovery code such as ABCDE\u{2011}FGHIJ.",
     verify: "Verify",
     start_over: "Start again",
 
     account_title: "My account",
     twofactor: "Two-factor authentication",
+    state: "State",
+    by: "By",
+    nothing_matches: "Nothing matches these filters.",
+    enroll_restart: "Start again with a new secret",
+    account_locked: "Account locked by an administrator",
     state_none: "Not set up",
     state_pending: "Set-up started, waiting for a code",
     state_active: "On",
@@ -229,7 +240,7 @@ pub static EN: Text = Text {
     enroll_title: "Set up an authenticator app",
     enroll_intro: "Use an authenticator app on your phone (for example Aegis, FreeOTP, Google Authenticator or 1Password).",
     enroll_start: "Start",
-    enroll_scan: "1. Scan this code with the app, or on the phone itself tap it to open the app.",
+    enroll_scan: "Scan this code with the app, or on the phone itself tap it to open the app.",
     enroll_open_link: "Open in the authenticator app",
     enroll_type_secret: "Or type this secret into the app:",
     secret: "Secret",
@@ -243,7 +254,7 @@ pub static EN: Text = Text {
     seconds: "seconds",
     unusual_parameters: "These settings are not the usual SHA1, 6 digits, 30 seconds. Some apps ignore them and then show wrong codes: if the code is refused, try another app.",
     enroll_expires: "This set-up expires at",
-    enroll_confirm_label: "2. Enter the code the app shows now",
+    enroll_confirm_label: "Then enter the code the app shows now",
     confirm: "Confirm",
     enroll_required: "Your organisation requires two-factor authentication. Set it up to continue.",
 
@@ -324,7 +335,7 @@ pub static EN: Text = Text {
     filter: "Filter",
     action: "Action",
     since: "From (UTC, YYYY-MM-DD)",
-    until: "Before (UTC, YYYY-MM-DD)",
+    until: "To (UTC, YYYY-MM-DD, included)",
     any: "any",
     success: "success",
     failure: "failure",
@@ -337,6 +348,7 @@ pub static EN: Text = Text {
     create_key: "Create a key",
     key_shown_once: "Copy this key now: it is shown only once.",
     revoke: "Revoke",
+    confirm_revoke_key: "Revoke this API key? Whatever uses it stops working at once.",
     no_keys: "No API keys.",
 
     error_title: "Something went wrong",
@@ -360,6 +372,7 @@ pub fn action(name: &str) -> Option<&'static str> {
         "totp.verify" => "Code checked",
         "totp.enable" => "Two-factor authentication switched on",
         "totp.resync" => "Authenticator clock resynchronised",
+        "auth.step_up" => "Code confirmed a change",
         "recovery_codes.regenerate" => "New recovery codes",
         "session.revoke" => "Session ended",
         "session.revoke_all" => "Signed out everywhere",
@@ -389,6 +402,8 @@ pub enum Message {
     EnrollmentExpired,
     EnrollmentReplaced,
     StaleForm,
+    FactorChanged,
+    PolicyKeepsFactor,
     StepUpRequired,
     NotAllowed,
     NotFound,
@@ -402,6 +417,7 @@ pub enum Message {
     Done,
     CodesNotConfirmed,
     PolicySaved,
+    PolicyNotSaved,
     KeyRevoked,
 }
 
@@ -435,8 +451,14 @@ impl Message {
             Message::StaleForm => {
                 "This form has expired or came from another page. Nothing was changed: please try again."
             }
+            Message::FactorChanged => {
+                "Your authenticator or its recovery codes changed since that page was shown (was it sent twice, or used in another tab?). Nothing more was changed."
+            }
+            Message::PolicyKeepsFactor => {
+                "Your organisation requires two-factor authentication, so the authenticator cannot be removed. Move to a new phone instead, or ask an administrator to reset it."
+            }
             Message::StepUpRequired => {
-                "For this change, enter a current code from your authenticator app."
+                "For this change, enter a current code from your authenticator app (or a recovery code)."
             }
             Message::NotAllowed => "You are not allowed to do this.",
             Message::NotFound => "There is no such account or item.",
@@ -456,8 +478,23 @@ impl Message {
                 "You did not confirm that you saved your recovery codes. If you did not, make new ones now."
             }
             Message::PolicySaved => "The policy was saved.",
+            Message::PolicyNotSaved => {
+                "The policy was not saved: correct the fields marked below, then save again."
+            }
             Message::KeyRevoked => "The key was revoked.",
         }
+    }
+
+    /// Whether it reports a problem (rather than news).
+    pub fn is_problem(self) -> bool {
+        !matches!(
+            self,
+            Message::SignedOut
+                | Message::Removed
+                | Message::Done
+                | Message::PolicySaved
+                | Message::KeyRevoked
+        )
     }
 
     /// The name a flash message travels under in a redirect's query (never any data).
@@ -466,6 +503,7 @@ impl Message {
             Message::SignedOut => "signed-out",
             Message::Removed => "removed",
             Message::CodesNotConfirmed => "codes-not-confirmed",
+            Message::FactorChanged => "factor-changed",
             Message::PolicySaved => "policy-saved",
             Message::KeyRevoked => "key-revoked",
             Message::SessionEnded => "session-ended",
@@ -480,6 +518,7 @@ impl Message {
             Message::SignedOut,
             Message::Removed,
             Message::CodesNotConfirmed,
+            Message::FactorChanged,
             Message::PolicySaved,
             Message::KeyRevoked,
             Message::SessionEnded,

@@ -410,7 +410,9 @@ async fn step_up_and_session_revocation() {
     let app = spawn_app().await;
     let old = app.account("alice", &[]).await;
     let (secret, _) = app.enroll("alice", &old).await;
-    // The session from before enrollment proved no second factor: renewal needs a code.
+    // The session that confirmed the enrollment proved its second factor then; once the
+    // step-up window has passed, renewal needs a code.
+    app.clock.advance(301);
     let p = app
         .call(
             Method::POST,

@@ -128,7 +128,11 @@ impl<'a> Visitor<'a> {
     /// Posts `form` with the CSRF token of `page`.
     pub async fn post(&mut self, path: &str, page: &Page, form: &[(&str, &str)]) -> Page {
         let csrf = page.csrf();
+        let version = between(&page.html, r#"name="version" value=""#, "\"");
         let mut fields = vec![("csrf", csrf.as_str())];
+        if let Some(version) = &version {
+            fields.push(("version", version.as_str()));
+        }
         fields.extend_from_slice(form);
         self.send(Method::POST, path, Some(&fields), &[]).await
     }
@@ -783,7 +787,11 @@ async fn removing_asks_for_a_fresh_code_and_an_enforced_policy_refuses_it() {
         )
         .await;
     assert_eq!(no.status, StatusCode::FORBIDDEN, "{}", no.html);
-    assert!(no.has("You are not allowed to do this."), "{}", no.html);
+    assert!(
+        no.has("Your organisation requires two-factor authentication, so the authenticator cannot be removed."),
+        "{}",
+        no.html
+    );
     app.clock.advance(30);
     app.call(
         Method::PATCH,
@@ -900,6 +908,17 @@ async fn unusual_parameters_are_pointed_out_and_renewal_shows_the_new_secret_onc
     assert!(renewed.has("The old secret no longer works."));
     let account = v.get("/ui/account").await;
     assert!(!account.html.contains(&new_secret), "shown once");
+    // The same form sent again (a reload) changes nothing more.
+    let again = v.post("/ui/account/renew", &confirm, &[]).await;
+    assert_eq!(
+        again.location(),
+        "/ui/account?m=factor-changed",
+        "{}",
+        again.html
+    );
+    let account = v.get("/ui/account?m=factor-changed").await;
+    assert!(account.has("Nothing more was changed."));
+    assert!(account.html.contains(r#"class="problem""#));
 }
 
 #[tokio::test]
@@ -1140,6 +1159,7 @@ async fn the_policy_page_shows_the_cores_errors_beside_the_fields() {
         .post("/ui/admin/policy", &page, &fields("11", "6"))
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.has("The policy was not saved"), "{}", bad.html);
     assert!(
         bad.html.contains(
             r#"<p id="window-error" class="field-error" role="alert">must be between 0 and 10</p>"#
@@ -1228,9 +1248,14 @@ async fn api_keys_are_shown_once_and_revoked() {
         .await;
     assert_eq!(bad.status, StatusCode::NOT_FOUND);
     assert!(bad.html.contains(r#"id="key-error""#));
-    let action = between(&listed.html, r#"action="/ui/admin/keys/"#, "\"").unwrap();
+    // Revoking is confirmed on a page of its own, which names the key.
+    let id = between(&listed.html, r#"href="/ui/admin/keys/"#, "/confirm\"").unwrap();
+    let confirm = admin.get(&format!("/ui/admin/keys/{id}/confirm")).await;
+    assert!(confirm.html.contains("vpn (svc)"), "{}", confirm.html);
+    let unknown = admin.get("/ui/admin/keys/nope/confirm").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     let revoked = admin
-        .post(&format!("/ui/admin/keys/{action}"), &listed, &[])
+        .post(&format!("/ui/admin/keys/{id}/revoke"), &confirm, &[])
         .await;
     assert_eq!(revoked.location(), "/ui/admin/keys?m=key-revoked");
     app.call(
