@@ -2,6 +2,9 @@
 // Served from 'self' (the pages' Content-Security-Policy allows no inline script).
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
+  // After a refused form, the first field in error has the focus (its message is beside it).
+  const invalid = document.querySelector('[aria-invalid="true"]');
+  if (invalid) invalid.focus();
   for (const button of document.querySelectorAll("button.copy[data-copy]")) {
     if (!navigator.clipboard) continue;
     button.hidden = false;

@@ -276,7 +276,10 @@ async fn enroll_view(
     let (p, username) = own(visit)?;
     let current = status_of(state, p, &username).await?;
     if current.as_ref().is_some_and(|s| s.state == "active") {
-        return Ok(see_other("/ui/account", visit.set_cookies.clone()));
+        return Ok(see_other(
+            &format!("/ui/account?m={}", Message::AlreadyEnrolled.code()),
+            visit.set_cookies.clone(),
+        ));
     }
     let pending = match state.service.pending_key_uri(p, &username).await {
         Ok(uri) => {
@@ -624,6 +627,129 @@ pub async fn act(
                 _ => confirm.c = confirm.c.problem(message),
             }
             Ok(page(&visit, status, &confirm))
+        }
+    }
+}
+
+/// The password page.
+#[derive(Template)]
+#[template(path = "web/password.html")]
+struct PasswordPage {
+    c: Chrome,
+    ask_code: bool,
+    current_error: Option<&'static str>,
+    new_error: Option<String>,
+    repeat_error: Option<&'static str>,
+    code_hint: Option<&'static str>,
+    code_error: Option<&'static str>,
+}
+
+impl PasswordPage {
+    fn new(visit: &Visit) -> Self {
+        PasswordPage {
+            c: Chrome::new(visit, |t| t.password_title),
+            ask_code: false,
+            current_error: None,
+            new_error: None,
+            repeat_error: None,
+            code_hint: None,
+            code_error: None,
+        }
+    }
+}
+
+/// `GET /ui/account/password`.
+pub async fn password_page(visit: Visit) -> Result<Response, WebError> {
+    own(&visit)?;
+    if enrolling_only(&visit) {
+        return Ok(see_other("/ui/account/enroll", visit.set_cookies));
+    }
+    Ok(page(&visit, StatusCode::OK, &PasswordPage::new(&visit)))
+}
+
+/// The password form.
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current: Zeroizing<String>,
+    #[serde(default)]
+    new: Zeroizing<String>,
+    #[serde(default)]
+    repeat: Zeroizing<String>,
+    #[serde(default)]
+    code: Zeroizing<String>,
+}
+
+/// `POST /ui/account/password`: the core asks for the current password, or — for an account
+/// with an authenticator — a recent second factor or a code; it ends the other sessions.
+pub async fn change_password(
+    State(state): State<AppState>,
+    posted: Posted<PasswordForm>,
+) -> Result<Response, WebError> {
+    let Posted { visit, form } = posted;
+    let (p, username) = own(&visit)?;
+    if enrolling_only(&visit) {
+        return Err(WebError::Refused(Message::NotAllowed));
+    }
+    let mut again = PasswordPage::new(&visit);
+    if form.new.as_str() != form.repeat.as_str() {
+        again.repeat_error = Some(Message::PasswordsDiffer.text());
+        return Ok(page(&visit, StatusCode::UNPROCESSABLE_ENTITY, &again));
+    }
+    // The current password is a guess like any other: it takes from the login budget.
+    if !form.current.is_empty()
+        && let Err(wait) = crate::app::limit::login_attempt(&state, visit.peer)
+    {
+        again.current_error = Some(Message::TooManyAttempts.text());
+        let mut response = page(&visit, StatusCode::TOO_MANY_REQUESTS, &again);
+        if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
+        }
+        return Ok(response);
+    }
+    let current = Some(form.current.clone()).filter(|c| !c.is_empty());
+    let code = Some(form.code.trim()).filter(|c| !c.is_empty());
+    match state
+        .service
+        .set_password(
+            p,
+            &username,
+            Some(form.new.clone()),
+            current,
+            code,
+            &visit.meta,
+        )
+        .await
+    {
+        Ok(()) => Ok(see_other(
+            &format!("/ui/account?m={}", Message::PasswordChanged.code()),
+            [],
+        )),
+        Err(e) => {
+            let (status, message) = message_of(&e);
+            match &e {
+                CoreError::StepUpRequired => {
+                    again.ask_code = true;
+                    again.code_hint = Some(message.text());
+                }
+                CoreError::SecondFactorFailed { .. } => {
+                    again.ask_code = true;
+                    again.code_error = Some(message.text());
+                }
+                CoreError::Forbidden(_) => {
+                    again.current_error = Some(Message::WrongCurrentPassword.text());
+                }
+                CoreError::Invalid { field, .. } if field == "current_password" => {
+                    again.current_error = Some(Message::MissingField.text());
+                }
+                CoreError::Invalid { message, .. } => {
+                    again.new_error = Some(message.to_string());
+                }
+                _ => again.c = again.c.problem(message),
+            }
+            Ok(page(&visit, status, &again))
         }
     }
 }

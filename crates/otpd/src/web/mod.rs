@@ -61,6 +61,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/account/enroll/confirm", post(account::enroll_confirm))
         .route("/account/recovery-codes/saved", post(account::codes_saved))
+        .route(
+            "/account/password",
+            get(account::password_page).post(account::change_password),
+        )
         .route("/account/confirm/{action}", get(account::confirm_page))
         .route("/account/{action}", post(account::act))
         .route(

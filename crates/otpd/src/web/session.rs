@@ -65,8 +65,8 @@ impl Visit {
         }
     }
 
-    /// A `Set-Cookie` value for the cookie `name` (one of [`SESSION`], [`CHALLENGE`],
-    /// [`ANCHOR`]); `None` deletes it.
+    /// A `Set-Cookie` value for the cookie `name` (`otpd_session`, `otpd_challenge` or
+    /// `otpd_csrf`, named `__Host-…` under TLS); `None` deletes it.
     pub fn cookie(&self, name: &str, value: Option<&str>) -> HeaderValue {
         let (name, attributes) = if self.tls {
             (

@@ -89,6 +89,12 @@ pub struct Text {
     pub codes_saved: &'static str,
     pub codes_saved_button: &'static str,
 
+    pub password_title: &'static str,
+    pub change_password: &'static str,
+    pub current_password: &'static str,
+    pub current_password_hint: &'static str,
+    pub new_password: &'static str,
+    pub repeat_password: &'static str,
     pub renewed_title: &'static str,
     pub renewed_intro: &'static str,
     pub back_to_account: &'static str,
@@ -265,6 +271,12 @@ pub static EN: Text = Text {
     codes_saved: "I have saved these codes",
     codes_saved_button: "Done",
 
+    password_title: "Change my password",
+    change_password: "Change my password",
+    current_password: "Current password",
+    current_password_hint: "Not needed while your authenticator confirmed you in the last few minutes.",
+    new_password: "New password",
+    repeat_password: "New password again",
     renewed_title: "Your new secret",
     renewed_intro: "The old secret no longer works. Add this one to your authenticator app now; it is shown only once.",
     back_to_account: "Back to my account",
@@ -418,6 +430,10 @@ pub enum Message {
     CodesNotConfirmed,
     PolicySaved,
     PolicyNotSaved,
+    PasswordChanged,
+    AlreadyEnrolled,
+    PasswordsDiffer,
+    WrongCurrentPassword,
     KeyRevoked,
 }
 
@@ -478,6 +494,14 @@ impl Message {
                 "You did not confirm that you saved your recovery codes. If you did not, make new ones now."
             }
             Message::PolicySaved => "The policy was saved.",
+            Message::PasswordChanged => {
+                "Your password was changed. Your other sessions were signed out."
+            }
+            Message::PasswordsDiffer => "The two new passwords are not the same.",
+            Message::AlreadyEnrolled => {
+                "Your authenticator is set up already (its recovery codes were shown once, when it was confirmed)."
+            }
+            Message::WrongCurrentPassword => "The current password is not right.",
             Message::PolicyNotSaved => {
                 "The policy was not saved: correct the fields marked below, then save again."
             }
@@ -492,6 +516,8 @@ impl Message {
             Message::SignedOut
                 | Message::Removed
                 | Message::Done
+                | Message::PasswordChanged
+                | Message::AlreadyEnrolled
                 | Message::PolicySaved
                 | Message::KeyRevoked
         )
@@ -504,6 +530,8 @@ impl Message {
             Message::Removed => "removed",
             Message::CodesNotConfirmed => "codes-not-confirmed",
             Message::FactorChanged => "factor-changed",
+            Message::PasswordChanged => "password-changed",
+            Message::AlreadyEnrolled => "already-enrolled",
             Message::PolicySaved => "policy-saved",
             Message::KeyRevoked => "key-revoked",
             Message::SessionEnded => "session-ended",
@@ -519,6 +547,8 @@ impl Message {
             Message::Removed,
             Message::CodesNotConfirmed,
             Message::FactorChanged,
+            Message::PasswordChanged,
+            Message::AlreadyEnrolled,
             Message::PolicySaved,
             Message::KeyRevoked,
             Message::SessionEnded,

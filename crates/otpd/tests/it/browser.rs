@@ -280,6 +280,9 @@ async fn a_person_enrolls_and_signs_in_with_a_code_then_a_recovery_code() {
     assert_eq!(b.path().await, "/ui/account");
     assert_eq!(b.text("#codes-left").await, "10");
     b.photograph("account").await;
+    b.click("a[href='/ui/account/password']").await;
+    b.photograph("password").await;
+    b.click("a.button[href='/ui/account']").await;
     b.sign_out().await;
     app.clock.advance(30);
 
@@ -367,9 +370,9 @@ async fn an_admin_resets_a_lost_phone_and_the_user_enrolls_again() {
             .await
             .contains("between 0 and 10")
     );
+    admin.photograph("policy").await;
     admin.type_into("#window", "1").await;
     admin.click("#enforced").await;
-    admin.photograph("policy").await;
     admin.click("form.card button[type=submit]").await;
     assert_eq!(admin.path().await, "/ui/admin/policy?m=policy-saved");
 

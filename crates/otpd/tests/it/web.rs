@@ -1425,9 +1425,123 @@ async fn an_admin_acting_on_its_own_factor_is_asked_for_a_code() {
     );
 }
 
+#[tokio::test]
+async fn a_password_is_changed_with_the_current_one_or_a_fresh_code() {
+    let app = spawn_app().await;
+    plain_account(&app, "alice").await;
+    let mut v = Visitor::new(&app);
+    let mut other = Visitor::new(&app);
+    v.sign_in("alice", PASSWORD).await;
+    other.sign_in("alice", PASSWORD).await;
+    let form = v.get("/ui/account/password").await;
+    assert!(form.html.contains(r#"autocomplete="new-password""#));
+    let new = "a much better passphrase";
+    let differ = v
+        .post(
+            "/ui/account/password",
+            &form,
+            &[("current", PASSWORD), ("new", new), ("repeat", "other")],
+        )
+        .await;
+    assert_eq!(differ.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(differ.html.contains(r#"id="repeat-error""#));
+    let wrong = v
+        .post(
+            "/ui/account/password",
+            &form,
+            &[("current", "wrong"), ("new", new), ("repeat", new)],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    assert!(
+        wrong.has("The current password is not right."),
+        "{}",
+        wrong.html
+    );
+    let missing = v
+        .post(
+            "/ui/account/password",
+            &form,
+            &[("new", new), ("repeat", new)],
+        )
+        .await;
+    assert!(
+        missing.html.contains(r#"id="current-error""#),
+        "{}",
+        missing.html
+    );
+    let short = v
+        .post(
+            "/ui/account/password",
+            &form,
+            &[("current", PASSWORD), ("new", "short"), ("repeat", "short")],
+        )
+        .await;
+    assert!(short.html.contains(r#"id="new-error""#), "{}", short.html);
+    let done = v
+        .post(
+            "/ui/account/password",
+            &form,
+            &[("current", PASSWORD), ("new", new), ("repeat", new)],
+        )
+        .await;
+    assert_eq!(
+        done.location(),
+        "/ui/account?m=password-changed",
+        "{}",
+        done.html
+    );
+    assert_eq!(
+        v.get("/ui/account").await.status,
+        StatusCode::OK,
+        "this session stays"
+    );
+    assert_eq!(
+        other.get("/ui/account").await.status,
+        StatusCode::SEE_OTHER,
+        "others end"
+    );
+    assert_eq!(
+        Visitor::new(&app).sign_in("alice", new).await.location(),
+        "/ui/account"
+    );
+
+    // With an authenticator, a fresh code instead of the current password.
+    let (secret, _) = enroll_through_pages(&mut v, &app).await;
+    app.clock.advance(301);
+    let form = v.get("/ui/account/password").await;
+    let ask = v
+        .post(
+            "/ui/account/password",
+            &form,
+            &[("new", PASSWORD), ("repeat", PASSWORD)],
+        )
+        .await;
+    assert_eq!(ask.status, StatusCode::FORBIDDEN);
+    assert!(ask.html.contains(r#"id="code-hint""#), "{}", ask.html);
+    let done = v
+        .post(
+            "/ui/account/password",
+            &ask,
+            &[
+                ("new", PASSWORD),
+                ("repeat", PASSWORD),
+                ("code", &app.code(&secret)),
+            ],
+        )
+        .await;
+    assert_eq!(
+        done.location(),
+        "/ui/account?m=password-changed",
+        "{}",
+        done.html
+    );
+}
+
 /// The form routes, with the fields their forms carry.
-const POSTS: [&str; 14] = [
+const POSTS: [&str; 15] = [
     "/ui/sign-in",
+    "/ui/account/password",
     "/ui/sign-in/code",
     "/ui/sign-out",
     "/ui/sign-out/everywhere",
