@@ -108,7 +108,7 @@ impl FactorView {
 }
 
 /// The status of `username`'s authenticator, none if it has none.
-async fn status_of(
+pub async fn status_of(
     state: &AppState,
     p: &Principal,
     username: &str,
@@ -118,6 +118,44 @@ async fn status_of(
         Err(CoreError::NotFound(_)) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// What an account's page shows of it (its own page or an admin's): its authenticator's
+/// status, its sessions and its 20 latest audit events.
+pub async fn overview_of(
+    state: &AppState,
+    p: &Principal,
+    username: &str,
+) -> Result<(Option<TotpStatus>, Vec<SessionRow>, Vec<Event>), CoreError> {
+    let status = status_of(state, p, username).await?;
+    let sessions = state
+        .service
+        .list_sessions(p, username)
+        .await?
+        .into_iter()
+        .map(|s| SessionRow {
+            created: when(s.created_at),
+            expires: when(s.expires_at),
+            door: s.door,
+            remote_addr: s.remote_addr.unwrap_or_default(),
+            current: s.current,
+        })
+        .collect();
+    let events = state
+        .service
+        .audit_events(
+            p,
+            &AuditQuery {
+                account: Some(username.to_owned()),
+                limit: Some(20),
+                ..AuditQuery::default()
+            },
+        )
+        .await?
+        .into_iter()
+        .map(Event::from)
+        .collect();
+    Ok((status, sessions, events))
 }
 
 /// The account page.
@@ -147,34 +185,7 @@ pub async fn overview(
         return Ok(see_other("/ui/account/enroll", visit.set_cookies));
     }
     let (p, username) = own(&visit)?;
-    let status = status_of(&state, p, &username).await?;
-    let sessions = state
-        .service
-        .list_sessions(p, &username)
-        .await?
-        .into_iter()
-        .map(|s| SessionRow {
-            created: when(s.created_at),
-            expires: when(s.expires_at),
-            door: s.door,
-            remote_addr: s.remote_addr.unwrap_or_default(),
-            current: s.current,
-        })
-        .collect();
-    let events = state
-        .service
-        .audit_events(
-            p,
-            &AuditQuery {
-                account: Some(username.clone()),
-                limit: Some(20),
-                ..AuditQuery::default()
-            },
-        )
-        .await?
-        .into_iter()
-        .map(Event::from)
-        .collect();
+    let (status, sessions, events) = overview_of(&state, p, &username).await?;
     let c = Chrome::new(&visit, |t| t.account_title).news(Message::from_code(&flash.m));
     let factor = FactorView::of(status.as_ref(), state.service.now());
     Ok(page(

@@ -3,7 +3,7 @@
 //! policy, the audit log and API keys. Read-only admins read; the core decides who may
 //! act, and its refusals are shown on the page.
 
-use super::account::{ConfirmPage, Event, FactorView, SessionRow};
+use super::account::{ConfirmPage, Event, FactorView, SessionRow, overview_of};
 use super::text::Message;
 use super::{
     Chrome, Posted, Visit, WebError, WebPath, WebQuery, invalid_field, message_of, page, parse_day,
@@ -306,38 +306,7 @@ pub async fn account(
 ) -> Result<Response, WebError> {
     let p = admin(&visit)?;
     let account = state.service.get_account(p, &name).await?;
-    let status = match state.service.totp_status(p, &name).await {
-        Ok(s) => Some(s),
-        Err(CoreError::NotFound(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let sessions = state
-        .service
-        .list_sessions(p, &name)
-        .await?
-        .into_iter()
-        .map(|s| SessionRow {
-            created: when(s.created_at),
-            expires: when(s.expires_at),
-            door: s.door,
-            remote_addr: s.remote_addr.unwrap_or_default(),
-            current: s.current,
-        })
-        .collect();
-    let events = state
-        .service
-        .audit_events(
-            p,
-            &AuditQuery {
-                account: Some(account.username.clone()),
-                limit: Some(20),
-                ..AuditQuery::default()
-            },
-        )
-        .await?
-        .into_iter()
-        .map(Event::from)
-        .collect();
+    let (status, sessions, events) = overview_of(&state, p, &account.username).await?;
     let c = Chrome::new(&visit, |t| t.admin_account_title).news(Message::from_code(&search.m));
     Ok(page(
         &visit,
@@ -509,7 +478,6 @@ pub struct PolicyField {
 struct PolicyPage {
     c: Chrome,
     fields: Vec<PolicyField>,
-    editable: bool,
 }
 
 fn policy_fields(policy: &Policy, t: &super::text::Text) -> Vec<PolicyField> {
@@ -600,15 +568,7 @@ pub async fn policy(
     let policy = state.service.get_policy(p).await?;
     let c = Chrome::new(&visit, |t| t.policy_title).news(Message::from_code(&search.m));
     let fields = policy_fields(&policy, c.t);
-    Ok(page(
-        &visit,
-        StatusCode::OK,
-        &PolicyPage {
-            c,
-            fields,
-            editable: p.has(Role::FullAdmin),
-        },
-    ))
+    Ok(page(&visit, StatusCode::OK, &PolicyPage { c, fields }))
 }
 
 /// `POST /ui/admin/policy`: the whole form, checked by the core; a field's error is shown
@@ -687,7 +647,6 @@ pub async fn save_policy(
                         &PolicyPage {
                             c: c.problem(message),
                             fields,
-                            editable: true,
                         },
                     ));
                 }
@@ -706,15 +665,7 @@ pub async fn save_policy(
             }
         }
     }
-    Ok(page(
-        &visit,
-        status,
-        &PolicyPage {
-            c,
-            fields,
-            editable: true,
-        },
-    ))
+    Ok(page(&visit, status, &PolicyPage { c, fields }))
 }
 
 /// The audit log's filters (`?account=&action=&outcome=&since=&until=&page=`).

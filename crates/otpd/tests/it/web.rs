@@ -1209,6 +1209,21 @@ async fn the_policy_page_shows_the_cores_errors_beside_the_fields() {
         (p["issuer"].as_str(), p["window"].as_u64()),
         (Some("Example"), Some(2))
     );
+    // A read-only admin reads the policy; its save is the core's to refuse.
+    app.account("reader", &["readonly_admin"]).await;
+    let mut reader = Visitor::new(&app);
+    reader.sign_in("reader", PASSWORD).await;
+    let page = reader.get("/ui/admin/policy").await;
+    assert!(page.html.contains(r#"value="Example""#));
+    let refused = reader
+        .post("/ui/admin/policy", &page, &fields("3", "6"))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(
+        refused.has("You are not allowed to do this."),
+        "{}",
+        refused.html
+    );
 }
 
 #[tokio::test]
