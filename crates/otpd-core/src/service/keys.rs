@@ -202,6 +202,15 @@ impl Service {
         }
     }
 
+    /// Whether this instance can serve: the database answers and the master key opens every
+    /// data key it lists (one may be new, from a rotation by another instance). A readiness
+    /// probe's check; [`CoreError::Storage`] when the database does not answer,
+    /// [`CoreError::Sealing`] or [`CoreError::WrongMasterKey`] when a key does not open.
+    pub async fn readiness(&self) -> CoreResult<()> {
+        let mut conn = self.db().read.acquire().await?;
+        self.lookup_ring(&mut conn).await.map(drop)
+    }
+
     /// `otpd keys rotate`: a new active data key, every value re-sealed under it, the retired
     /// keys deleted. Safe while any number of instances serve; safe to interrupt (the next
     /// run finishes the job) and to run twice at once (both converge on the newest key).

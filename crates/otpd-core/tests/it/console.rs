@@ -311,3 +311,29 @@ async fn a_session_that_enrolled_under_an_enforced_policy_lives_as_long_as_any()
     env.clock.advance(3600);
     assert!(env.service.authenticate(token.token.expose()).await.is_ok());
 }
+
+#[tokio::test]
+async fn readiness_needs_the_database_and_keys_the_master_key_opens() {
+    let env = env().await;
+    env.service.readiness().await.unwrap();
+    // A data key this instance's master key did not wrap (a restored database, another
+    // deployment's key): not ready.
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(env.db.url()).await.unwrap();
+    sqlx::query(
+        "INSERT INTO data_keys (id, state, wrapped, created_at) VALUES (4242, 'retired', $1, 0)",
+    )
+    .bind(vec![0u8; 72])
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let r = env.service.readiness().await;
+    assert!(
+        matches!(
+            r,
+            Err(CoreError::Sealing | CoreError::WrongMasterKey { .. })
+        ),
+        "{r:?}"
+    );
+}

@@ -75,7 +75,13 @@ pub struct Limits {
 }
 
 /// Health probes: a load balancer's checks are never limited.
-const PROBE_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+const PROBE_PATHS: [&str; 5] = [
+    "/healthz",
+    "/readyz",
+    "/healthz/live",
+    "/healthz/ready",
+    "/healthz/started",
+];
 
 /// How one HTTP door is limited: which of its paths are login attempts, and how it answers
 /// a spent budget in its own wire format.

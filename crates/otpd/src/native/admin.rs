@@ -82,15 +82,51 @@ pub async fn audit(
     Ok(ApiJson(s.service.audit_events(&p, &query).await?))
 }
 
-/// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = String)))]
-pub async fn healthz() -> &'static str {
+/// Liveness: the process answers. Never touches the database, so a database outage never
+/// gets a healthy instance restarted (Kubernetes' liveness probe, systemd's watchdog).
+#[utoipa::path(get, path = "/healthz/live", tag = "operations", responses((status = 200, body = String)))]
+pub async fn live() -> &'static str {
     "ok"
 }
 
-/// The database answers.
+/// The same as `/healthz/live` (kept for the probes configured before it).
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = String)))]
+pub async fn healthz() -> &'static str {
+    live().await
+}
+
+/// Start-up: the server has opened its database and keys (it listens only after that), so
+/// it answers as soon as it answers at all (Kubernetes' startup probe).
+#[utoipa::path(get, path = "/healthz/started", tag = "operations", responses((status = 200, body = String)))]
+pub async fn started() -> &'static str {
+    "started"
+}
+
+/// Readiness: the database answers and this instance's master key opens every data key the
+/// database lists (after a rotation by another instance, too). `503 not_ready` with the
+/// reason otherwise, so a load balancer takes the instance out of rotation.
+#[utoipa::path(get, path = "/healthz/ready", tag = "operations", responses((status = 200, body = String), (status = 503, body = Problem)))]
+pub async fn ready(State(s): State<AppState>) -> Result<&'static str, ApiError> {
+    match s.service.readiness().await {
+        Ok(()) => Ok("ready"),
+        Err(e) => {
+            // Logged once where the fault is classified; the probe's answer says which part.
+            crate::app::fault::server_fault(&e);
+            let reason = match e {
+                otpd_core::CoreError::Storage(_) => "the database does not answer",
+                _ => "the master key does not open this database's keys",
+            };
+            Err(ApiError::Request(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                reason.into(),
+            ))
+        }
+    }
+}
+
+/// The same as `/healthz/ready` (kept for the probes configured before it).
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = String), (status = 503, body = Problem)))]
-pub async fn readyz(State(s): State<AppState>) -> Result<&'static str, ApiError> {
-    s.service.db().ping().await?;
-    Ok("ready")
+pub async fn readyz(state: State<AppState>) -> Result<&'static str, ApiError> {
+    ready(state).await
 }

@@ -89,6 +89,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(totp::list_recovery, totp::regenerate_recovery))
         .routes(routes!(admin::get_policy, admin::patch_policy))
         .routes(routes!(admin::audit))
+        .routes(routes!(admin::live))
+        .routes(routes!(admin::ready))
+        .routes(routes!(admin::started))
         .routes(routes!(admin::healthz))
         .routes(routes!(admin::readyz))
 }

@@ -604,12 +604,15 @@ async fn health_openapi_and_docs() {
             .status(),
         StatusCode::OK
     );
-    assert_eq!(
-        app.request(Method::GET, "/readyz", None, None)
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    for probe in [
+        "/readyz",
+        "/healthz/live",
+        "/healthz/ready",
+        "/healthz/started",
+    ] {
+        let r = app.request(Method::GET, probe, None, None).await;
+        assert_eq!(r.status(), StatusCode::OK, "{probe}");
+    }
     let spec = app
         .call(Method::GET, "/openapi.json", None, None, StatusCode::OK)
         .await;

@@ -55,8 +55,19 @@ async fn a_lost_database_is_a_503_and_service_resumes() {
     assert_eq!(r.headers()["retry-after"], "1");
     let problem: serde_json::Value = r.json().await.unwrap();
     assert_eq!(problem["code"], "storage_unavailable", "{problem}");
-    let ready = app.request(Method::GET, "/readyz", None, None).await;
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    for probe in ["/readyz", "/healthz/ready"] {
+        let ready = app.request(Method::GET, probe, None, None).await;
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE, "{probe}");
+        let problem: serde_json::Value = ready.json().await.unwrap();
+        assert_eq!(problem["code"], "not_ready", "{problem}");
+        assert_eq!(
+            problem["detail"], "the database does not answer",
+            "{problem}"
+        );
+    }
+    // Liveness never asks the database: the process is fine, only not ready.
+    let live = app.request(Method::GET, "/healthz/live", None, None).await;
+    assert_eq!(live.status(), StatusCode::OK);
 
     // Back: the same code is still unused, so it is accepted, once.
     admin_sql(format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")).await;
