@@ -104,6 +104,16 @@ pub struct ServeArgs {
     /// [default: on].
     #[arg(long, env = "OTPD_ZIMBRA")]
     pub zimbra: Option<Switch>,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers name the client, as
+    /// addresses or CIDR blocks separated by commas (e.g. `10.0.0.0/8,127.0.0.1`)
+    /// [default: none: the socket's address is the client's].
+    #[arg(
+        long,
+        env = "OTPD_TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// `on`/`off` (also `true`/`false`, `1`/`0`).
@@ -192,6 +202,7 @@ struct FileConfig {
     rocketchat: Option<Switch>,
     rocketchat_prefix: Option<String>,
     zimbra: Option<Switch>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// Resolved settings.
@@ -241,6 +252,8 @@ pub struct Settings {
     pub rocketchat: Option<String>,
     /// Whether the Zimbra dialect is served.
     pub zimbra: bool,
+    /// Proxies trusted to name the client (`Forwarded`, `X-Forwarded-For`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Settings {
@@ -327,6 +340,13 @@ impl Settings {
             ),
             ontap: serve.ontap.or(file.ontap).is_none_or(|s| s.0),
             zimbra: serve.zimbra.or(file.zimbra).is_none_or(|s| s.0),
+            trusted_proxies: trusted_proxies(
+                serve
+                    .trusted_proxies
+                    .clone()
+                    .or(file.trusted_proxies)
+                    .unwrap_or_default(),
+            )?,
             rocketchat: match serve.rocketchat.or(file.rocketchat).is_none_or(|s| s.0) {
                 true => Some(rocketchat_prefix(
                     serve
@@ -401,6 +421,24 @@ const TAKEN_SEGMENTS: [&str; 10] = [
 
 /// A dialect's path prefix: `/` and one or more segments of letters, digits, `-`, `_`,
 /// `.` and `~` (no `.`/`..`, no trailing `/`), whose first segment no other door uses.
+/// The trusted proxies: each an address (`10.1.2.3`, `::1`) or a CIDR block (`10.0.0.0/8`).
+fn trusted_proxies(entries: Vec<String>) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    entries
+        .iter()
+        .map(|e| e.trim())
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            e.parse::<ipnet::IpNet>()
+                .or_else(|_| e.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "trusted_proxies: {e:?} is neither an address nor a CIDR block (e.g. 10.0.0.0/8)"
+                    )
+                })
+        })
+        .collect()
+}
+
 fn rocketchat_prefix(prefix: String) -> anyhow::Result<String> {
     let Some(rest) = prefix.strip_prefix('/') else {
         bail!("rocketchat_prefix must start with '/' (e.g. /rocketchat)");

@@ -92,6 +92,11 @@ pub fn router(service: Service, settings: &Settings) -> Router {
         }
     })
     .layer(DefaultBodyLimit::max(settings.body_limit))
+    // Before every door: the client's address, when a trusted proxy names it.
+    .layer(axum::middleware::from_fn_with_state(
+        client::TrustedProxies(Arc::new(settings.trusted_proxies.clone())),
+        client::forwarded,
+    ))
     .layer(TimeoutLayer::with_status_code(
         StatusCode::SERVICE_UNAVAILABLE,
         settings.request_timeout,

@@ -15,6 +15,7 @@ mod multi;
 mod ontap;
 mod outage;
 mod process;
+mod proxies;
 mod resources;
 mod rocketchat;
 mod truenas;
