@@ -91,26 +91,36 @@ impl Server {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when
-/// the future is first polled: a signal sent as soon as the server says it listens must
-/// shut it down gracefully, not kill it.
+/// Resolves on SIGINT or SIGTERM: the server then stops accepting and lets the requests in
+/// flight finish (each within the request timeout). A second signal while it drains ends the
+/// process at once, with status 1 — what an operator who does not want to wait expects. The
+/// handlers are installed when this is called, not when the future is first polled: a signal
+/// sent as soon as the server says it listens must shut it down gracefully, not kill it.
 pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
     let interrupt = signal(SignalKind::interrupt()).ok();
     let terminate = signal(SignalKind::terminate()).ok();
     async move {
-        let wait = |s: Option<tokio::signal::unix::Signal>| async move {
-            match s {
-                Some(mut s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
+        let (Some(mut interrupt), Some(mut terminate)) = (interrupt, terminate) else {
+            tracing::warn!("no signal handlers: the server stops only when killed");
+            return std::future::pending().await;
         };
         tokio::select! {
-            () = wait(interrupt) => {},
-            () = wait(terminate) => {},
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-        tracing::info!("shutting down");
+        tracing::info!(
+            "shutting down: finishing the requests in flight (a second signal stops at once)"
+        );
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
+            }
+            tracing::warn!(
+                "second signal: stopping now, without waiting for the requests in flight"
+            );
+            std::process::exit(1);
+        });
     }
 }

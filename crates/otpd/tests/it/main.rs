@@ -18,6 +18,7 @@ mod process;
 mod proxies;
 mod resources;
 mod rocketchat;
+mod shutdown;
 mod truenas;
 mod web;
 mod zimbra;

@@ -49,10 +49,13 @@ impl ServeProcess {
             panic!("no listening line in: {}", logs.lock().unwrap())
         };
         let sink = logs.clone();
+        // Line by line, so that a test can wait for a line while the server runs.
         let reader = std::thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = err.read_to_string(&mut rest);
-            sink.lock().unwrap().push_str(&rest);
+            let mut line = String::new();
+            while err.read_line(&mut line).is_ok_and(|n| n > 0) {
+                sink.lock().unwrap().push_str(&line);
+                line.clear();
+            }
         });
         ServeProcess {
             child,
@@ -60,6 +63,36 @@ impl ServeProcess {
             logs,
             reader: Some(reader),
         }
+    }
+
+    /// Sends SIGTERM (through the `kill` command, keeping this crate free of unsafe code).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (polling, at most 10 s) until the server has logged `text`.
+    pub fn wait_for_log(&self, text: &str) {
+        for _ in 0..400 {
+            if self.logs.lock().unwrap().contains(text) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("no {text:?} in: {}", self.logs.lock().unwrap());
+    }
+
+    /// Waits for the process to end.
+    pub fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        let logs = self.logs.lock().unwrap().clone();
+        (status, logs)
     }
 
     /// Sends SIGTERM, asserts a clean exit, and returns everything it wrote (stdout and
