@@ -2,6 +2,7 @@
 //! storage (SQLite or PostgreSQL through sqlx `Any`), sealing, password hashing and audit.
 //! No HTTP: every front door (REST, dialects, web, CLI) is a thin translation onto `Service`.
 
+pub mod backup;
 mod clock;
 mod error;
 mod model;

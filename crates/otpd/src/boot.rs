@@ -92,6 +92,59 @@ fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Who takes the database's lock file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    /// A server: shared, so that several may serve one file.
+    Serving,
+    /// A restore: exclusive, so that it never swaps a file a server has open.
+    Restoring,
+}
+
+/// The lock on the SQLite database, `<database>.lock` beside it, held for as long as the file
+/// is kept: shared by servers, exclusive for a restore. `None` on PostgreSQL. A restore
+/// while a server runs is refused by name.
+pub fn database_lock(settings: &Settings, kind: LockKind) -> anyhow::Result<Option<fs::File>> {
+    let Some(db) = sqlite_path(&settings.database_url) else {
+        return Ok(None);
+    };
+    let mut name = db.clone().into_os_string();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let taken = match kind {
+        LockKind::Serving => file.try_lock_shared(),
+        LockKind::Restoring => file.try_lock(),
+    };
+    match taken {
+        Ok(()) => Ok(Some(file)),
+        Err(fs::TryLockError::WouldBlock) => match kind {
+            LockKind::Serving => bail!(
+                "{} is being restored: start the server when the restore is done",
+                db.display()
+            ),
+            LockKind::Restoring => bail!(
+                "a server is running on {}: stop it before restoring (a backup needs no stop)",
+                db.display()
+            ),
+        },
+        Err(fs::TryLockError::Error(e)) => {
+            Err(anyhow::Error::new(e).context(format!("locking {}", path.display())))
+        }
+    }
+}
+
+/// The SQLite database file of `settings`, if the database is SQLite.
+pub fn sqlite_file(settings: &Settings) -> Option<PathBuf> {
+    sqlite_path(&settings.database_url)
+}
+
 /// The file of a `sqlite:` database URL (`sqlite://PATH?…`, `sqlite:PATH`), if it is one.
 fn sqlite_path(url: &str) -> Option<PathBuf> {
     let rest = url.strip_prefix("sqlite:")?;
@@ -167,6 +220,20 @@ async fn master_key_for(settings: &Settings, db: &Db, create: Create) -> anyhow:
         path.display()
     );
     Ok(key)
+}
+
+/// The configured master key, which must exist already (never generated): what a restore
+/// checks a backup against.
+pub fn existing_master_key(settings: &Settings) -> anyhow::Result<(MasterKey, KeySource)> {
+    let path = settings.data_dir.join("master.key");
+    if !(key_in_env() || settings.master_key_file.is_some() || path.exists()) {
+        bail!(
+            "no master key (OTPD_MASTER_KEY, OTPD_MASTER_KEY_FILE or {}): a restore needs the \
+             key the backup's secrets are sealed under",
+            path.display()
+        );
+    }
+    master_key(settings)
 }
 
 /// `OTPD_MASTER_KEY`, else the named key file, else `master.key` in the data directory (generated with

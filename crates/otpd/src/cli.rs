@@ -51,6 +51,31 @@ enum Command {
     /// Manage the keys that seal secrets at rest.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Copy the embedded SQLite database into FILE while servers run (SQLite's online backup,
+    /// never a file copy), then check the copy (integrity, data keys). On PostgreSQL, use
+    /// pg_dump (docs/operations.md).
+    Backup {
+        /// The new file (must not exist).
+        file: std::path::PathBuf,
+    },
+    /// Replace the embedded SQLite database with the backup FILE. Refused while a server
+    /// runs on the database; the copy is checked and must open with the configured master
+    /// key before it is swapped in; the previous database is kept beside it.
+    Restore {
+        /// The backup to restore.
+        file: std::path::PathBuf,
+    },
+    /// Ask the server on this host whether it is alive: exit status 0 when `PATH` answers
+    /// 200, else 1 (a container's HEALTHCHECK: no curl needed). Plain HTTP to the `listen`
+    /// address; under TLS it only checks that the port accepts connections.
+    Probe {
+        /// The probe to ask.
+        #[arg(default_value = "/healthz/live")]
+        path: String,
+        /// The server's settings (`--listen`, TLS), as `serve` takes them.
+        #[command(flatten)]
+        serve: Box<ServeArgs>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -370,7 +395,16 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
         server.run(crate::server::shutdown_signal()).await?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Probe { path, serve } = &command {
+        return probe(&Settings::resolve(&common, serve)?, path).await;
+    }
     let settings = Settings::resolve(&common, &ServeArgs::default())?;
+    if let Command::Backup { file } = &command {
+        return backup(&settings, file).await;
+    }
+    if let Command::Restore { file } = &command {
+        return restore(&settings, file).await;
+    }
     if let Command::Init = command {
         let service = boot::open(&settings, boot::Create::Yes).await?;
         boot::bootstrap_admin(&service, &settings, true).await?;
@@ -382,7 +416,11 @@ async fn run_command(cli: Cli) -> anyhow::Result<ExitCode> {
     let p = Principal::Cli;
     let meta = RequestMeta::cli();
     match command {
-        Command::Serve(_) | Command::Init => {} // handled above
+        Command::Serve(_)
+        | Command::Init
+        | Command::Probe { .. }
+        | Command::Backup { .. }
+        | Command::Restore { .. } => {} // handled above
         Command::Account(cmd) => account(&service, &p, &meta, cmd).await?,
         Command::Totp(cmd) => return totp(&service, &p, &meta, cmd).await,
         Command::RecoveryCodes(cmd) => match cmd {
@@ -926,4 +964,188 @@ fn print_codes(codes: &[otpd_core::Shown], json: bool) -> anyhow::Result<()> {
 fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     say!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+/// `otpd probe`: one HTTP/1.1 GET of `path` on the listen address (an unspecified address
+/// means this host), within 3 seconds.
+async fn probe(settings: &Settings, path: &str) -> anyhow::Result<ExitCode> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut address = settings.listen;
+    if address.ip().is_unspecified() {
+        address.set_ip(match address {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        anyhow::bail!(
+            "the probe's path must start with '/' and hold no spaces (e.g. /healthz/live)"
+        );
+    }
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        if settings.tls.is_some() {
+            return Ok::<_, std::io::Error>(
+                "accepting connections (TLS: no HTTP check)".to_owned(),
+            );
+        }
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut answer = Vec::new();
+        stream.take(4096).read_to_end(&mut answer).await?;
+        Ok(String::from_utf8_lossy(&answer)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned())
+    };
+    let status = match tokio::time::timeout(std::time::Duration::from_secs(3), ask).await {
+        Ok(Ok(line)) => line,
+        Ok(Err(e)) => format!("no answer from {address}: {e}"),
+        Err(_) => format!("no answer from {address} within 3 s"),
+    };
+    let ok = status.starts_with("HTTP/1.1 200") || status.starts_with("accepting");
+    say!("{status}");
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The SQLite file of `settings`, or the advice for PostgreSQL.
+fn sqlite_or_advice(settings: &Settings, what: &str) -> anyhow::Result<std::path::PathBuf> {
+    boot::sqlite_file(settings).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{what} is for the embedded SQLite database; on PostgreSQL use pg_dump and \
+             pg_restore (docs/operations.md, Backup and restore)"
+        )
+    })
+}
+
+fn print_copy(report: &otpd_core::backup::CopyReport, what: &str, file: &std::path::Path) {
+    say!(
+        "{what} {}: {} bytes, {} accounts, data keys {} (integrity checked)",
+        file.display(),
+        report.bytes,
+        report.accounts,
+        report.data_keys.join(", ")
+    );
+}
+
+/// `otpd backup FILE`.
+async fn backup(settings: &Settings, file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let db = sqlite_or_advice(settings, "otpd backup")?;
+    if !db.exists() {
+        bail!(
+            "no otpd database at {} (set --data-dir or OTPD_DATA_DIR)",
+            db.display()
+        );
+    }
+    // Drawn on stderr only when it is a terminal (indicatif hides it otherwise).
+    let bar = indicatif::ProgressBar::new(0).with_style(indicatif::ProgressStyle::with_template(
+        "copying {bar:40} {pos}/{len} pages ({eta} left)",
+    )?);
+    let target = file.to_owned();
+    let drawn = bar.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        otpd_core::backup::copy_sqlite(&db, &target, &mut |done, total| {
+            drawn.set_length(total);
+            drawn.set_position(done);
+        })
+    })
+    .await??;
+    bar.finish_and_clear();
+    print_copy(&report, "backed up to", file);
+    say!("keep the master key apart from this file: the copy opens with it only");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `otpd restore FILE`: checked on a copy beside the database, which is swapped in only
+/// when the configured master key opens it.
+async fn restore(settings: &Settings, file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let db = sqlite_or_advice(settings, "otpd restore")?;
+    let Some(_lock) = boot::database_lock(settings, boot::LockKind::Restoring)? else {
+        bail!("otpd restore is for the embedded SQLite database");
+    };
+    let (master, _) = boot::existing_master_key(settings)?;
+    let report = otpd_core::backup::check_copy(file)
+        .with_context(|| format!("checking {}", file.display()))?;
+    let candidate = sibling(&db, "restoring");
+    let _ = std::fs::remove_file(&candidate);
+    otpd_core::backup::copy_sqlite(file, &candidate, &mut |_, _| {})
+        .with_context(|| format!("copying {}", file.display()))?;
+    // The candidate opens as a database of this deployment: migrations (an older backup is
+    // brought up to date), the master key against its data keys, every data key opened.
+    let opened: anyhow::Result<()> = async {
+        let url = format!("sqlite://{}", candidate.display());
+        let db = otpd_core::Db::connect(&url, &otpd_core::DbOptions::default()).await?;
+        let passwords = otpd_core::Passwords::new(1).await?;
+        let service = otpd_core::Service::new(
+            db.clone(),
+            master,
+            std::sync::Arc::new(otpd_core::SystemClock),
+            passwords,
+        )
+        .await?;
+        let ready = service.readiness().await;
+        // Every connection to the copy closes (the service's writer thread ends when the
+        // service is dropped; the reader connections with the last `Db`), so that it can
+        // be settled into one file and moved.
+        drop(service);
+        db.close().await;
+        drop(db);
+        ready?;
+        let settling = candidate.clone();
+        tokio::task::spawn_blocking(move || otpd_core::backup::settle(&settling)).await??;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = opened {
+        let _ = std::fs::remove_file(&candidate);
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(with_suffix(&candidate, suffix));
+        }
+        bail!(
+            "{e}: the configured master key does not open {} (or it is not a database this \
+             version can open); nothing was changed",
+            file.display()
+        );
+    }
+    let kept = if db.exists() {
+        // Fold the WAL into the file, so that the file alone is the whole previous database.
+        otpd_core::backup::settle(&db)?;
+        let kept = sibling(&db, &format!("before-restore-{}", unix_now()));
+        std::fs::rename(&db, &kept)?;
+        Some(kept)
+    } else {
+        None
+    };
+    std::fs::rename(&candidate, &db)?;
+    print_copy(&report, "restored from", file);
+    if let Some(kept) = kept {
+        say!("the previous database is kept as {}", kept.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `<file>.<what>` beside `file`.
+fn sibling(file: &std::path::Path, what: &str) -> std::path::PathBuf {
+    with_suffix(file, &format!(".{what}"))
+}
+
+fn with_suffix(file: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -17,6 +17,8 @@ pub struct Server {
     settings: Settings,
     /// HTTPS, when configured.
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// The shared lock on the SQLite database a restore waits for (held while serving).
+    _lock: Option<std::fs::File>,
 }
 
 impl Server {
@@ -37,6 +39,7 @@ impl Server {
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
         let service = boot::open_with_clock(&settings, clock, boot::Create::Yes).await?;
+        let lock = boot::database_lock(&settings, boot::LockKind::Serving)?;
         boot::bootstrap_admin(&service, &settings, true).await?;
         let tls = match crate::tls::server_config(&settings)? {
             Some((config, fingerprint)) => {
@@ -50,6 +53,7 @@ impl Server {
             service,
             settings,
             tls,
+            _lock: lock,
         })
     }
 

@@ -6,6 +6,7 @@
 
 mod api;
 mod authz;
+mod backup;
 mod bad_input;
 mod browser;
 mod cli;
@@ -14,6 +15,7 @@ mod https;
 mod multi;
 mod ontap;
 mod outage;
+mod probe;
 mod process;
 mod proxies;
 mod resources;
