@@ -23,40 +23,45 @@ pub struct CopyReport {
     pub data_keys: Vec<String>,
 }
 
-/// Pages copied per step: small steps let the servers' writers in between.
-const PAGES_PER_STEP: i32 = 1024;
-
 /// Copies the live database `source` into the new file `target` (which must not exist),
-/// calling `progress(pages_done, pages_total)` after every step, then checks the copy
-/// ([`check_copy`]). The copy is made owner-only (0600): it holds sealed secrets.
+/// then checks the copy ([`check_copy`]). The copy is one step of SQLite's online backup: a
+/// read transaction on the source from start to end, which in WAL mode never blocks the
+/// servers' writers — copied in smaller steps, every write in between would restart it, and
+/// a busy database would never finish. `progress(bytes_done, bytes_total)` is called before
+/// and after. The copy is owner-only (0600): it holds sealed secrets. On failure the target
+/// is removed.
 pub fn copy_sqlite(
     source: &Path,
     target: &Path,
     progress: &mut dyn FnMut(u64, u64),
 ) -> CoreResult<CopyReport> {
+    create_owner_only(target)?;
+    let copied = copy_into(source, target, progress).and_then(|()| check_copy(target));
+    if copied.is_err() {
+        let _ = std::fs::remove_file(target);
+        let mut journal = target.as_os_str().to_owned();
+        journal.push("-journal");
+        let _ = std::fs::remove_file(journal);
+    }
+    copied
+}
+
+fn copy_into(source: &Path, target: &Path, progress: &mut dyn FnMut(u64, u64)) -> CoreResult<()> {
+    use rusqlite::backup::{Backup, StepResult};
     let from = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(lite_error)?;
     from.busy_timeout(Duration::from_secs(10))
         .map_err(lite_error)?;
-    create_owner_only(target)?;
+    let total = std::fs::metadata(source).map_or(0, |m| m.len());
+    progress(0, total);
     let mut to = Connection::open(target).map_err(lite_error)?;
     {
-        use rusqlite::backup::{Backup, StepResult};
         let backup = Backup::new(&from, &mut to).map_err(lite_error)?;
         loop {
-            let step = backup.step(PAGES_PER_STEP).map_err(lite_error)?;
-            let p = backup.progress();
-            let total = u64::try_from(p.pagecount).unwrap_or(0);
-            let left = u64::try_from(p.remaining).unwrap_or(0);
-            progress(total.saturating_sub(left), total);
-            match step {
+            match backup.step(-1).map_err(lite_error)? {
                 StepResult::Done => break,
-                // A writer holds the database: let it finish, then go on (pages it changed
-                // are copied again by SQLite itself).
-                StepResult::Busy | StepResult::Locked => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                _ => {}
+                // Another connection holds a lock the first page needs: wait for it.
+                _ => std::thread::sleep(Duration::from_millis(20)),
             }
         }
     }
@@ -64,7 +69,9 @@ pub fn copy_sqlite(
     to.pragma_update(None, "journal_mode", "DELETE")
         .map_err(lite_error)?;
     drop(to);
-    check_copy(target)
+    let done = std::fs::metadata(target).map_or(total, |m| m.len());
+    progress(done, done);
+    Ok(())
 }
 
 /// Checks that `path` is a whole otpd database: SQLite's `integrity_check` passes, it has

@@ -118,6 +118,7 @@ pub fn database_lock(settings: &Settings, kind: LockKind) -> anyhow::Result<Opti
         .mode(0o600)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
+    own_like_directory(&path)?;
     let taken = match kind {
         LockKind::Serving => file.try_lock_shared(),
         LockKind::Restoring => file.try_lock(),
@@ -137,6 +138,33 @@ pub fn database_lock(settings: &Settings, kind: LockKind) -> anyhow::Result<Opti
         Err(fs::TryLockError::Error(e)) => {
             Err(anyhow::Error::new(e).context(format!("locking {}", path.display())))
         }
+    }
+}
+
+/// Creates the directory of the SQLite file `db` (owner-only) if it is missing: a restore
+/// onto a new machine starts from nothing but the key.
+pub fn create_data_dir_for(db: &Path) -> anyhow::Result<()> {
+    match db.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => create_data_dir(dir),
+        _ => Ok(()),
+    }
+}
+
+/// Gives `file` the owner of its directory when that is another user and this process may
+/// (root restoring the data of a service that runs as its own user; otherwise nothing).
+pub fn own_like_directory(file: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(dir) = file.parent() else {
+        return Ok(());
+    };
+    let (dir_meta, file_meta) = (fs::metadata(dir)?, fs::metadata(file)?);
+    if (dir_meta.uid(), dir_meta.gid()) == (file_meta.uid(), file_meta.gid()) {
+        return Ok(());
+    }
+    match std::os::unix::fs::chown(file, Some(dir_meta.uid()), Some(dir_meta.gid())) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("chown {}", file.display()))),
     }
 }
 

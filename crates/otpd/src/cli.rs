@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (creating the data directory, database and master key on first start).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create the data directory, the database, the master key and the bootstrap admin,
     /// without serving. Every command but `serve` and `init` needs them to exist.
     Init,
@@ -1048,8 +1048,9 @@ async fn backup(settings: &Settings, file: &std::path::Path) -> anyhow::Result<E
     }
     // Drawn on stderr only when it is a terminal (indicatif hides it otherwise).
     let bar = indicatif::ProgressBar::new(0).with_style(indicatif::ProgressStyle::with_template(
-        "copying {bar:40} {pos}/{len} pages ({eta} left)",
+        "copying {spinner} {bytes} of {total_bytes} ({elapsed})",
     )?);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
     let target = file.to_owned();
     let drawn = bar.clone();
     let report = tokio::task::spawn_blocking(move || {
@@ -1069,6 +1070,7 @@ async fn backup(settings: &Settings, file: &std::path::Path) -> anyhow::Result<E
 /// when the configured master key opens it.
 async fn restore(settings: &Settings, file: &std::path::Path) -> anyhow::Result<ExitCode> {
     let db = sqlite_or_advice(settings, "otpd restore")?;
+    boot::create_data_dir_for(&db)?;
     let Some(_lock) = boot::database_lock(settings, boot::LockKind::Restoring)? else {
         bail!("otpd restore is for the embedded SQLite database");
     };
@@ -1117,14 +1119,24 @@ async fn restore(settings: &Settings, file: &std::path::Path) -> anyhow::Result<
         );
     }
     let kept = if db.exists() {
-        // Fold the WAL into the file, so that the file alone is the whole previous database.
-        otpd_core::backup::settle(&db)?;
+        // Fold the WAL into the file, so that the file alone is the whole previous database
+        // (another command still using it makes this wait, then fail).
+        if let Err(e) = otpd_core::backup::settle(&db) {
+            let _ = std::fs::remove_file(&candidate);
+            bail!(
+                "{e}: another otpd command is using {}; nothing was changed",
+                db.display()
+            );
+        }
         let kept = sibling(&db, &format!("before-restore-{}", unix_now()));
         std::fs::rename(&db, &kept)?;
         Some(kept)
     } else {
         None
     };
+    // Run as root for a service that runs as its own user: the new file gets the owner of the
+    // directory it lands in, as the previous one had.
+    boot::own_like_directory(&candidate)?;
     std::fs::rename(&candidate, &db)?;
     print_copy(&report, "restored from", file);
     if let Some(kept) = kept {

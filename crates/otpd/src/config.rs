@@ -114,6 +114,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Option<Vec<String>>,
+    /// The header the trusted proxies append the client's address to: `x-forwarded-for` or
+    /// `forwarded` (RFC 7239); the other is never read [default: x-forwarded-for].
+    #[arg(long, env = "OTPD_TRUSTED_PROXY_HEADER", value_name = "HEADER")]
+    pub trusted_proxy_header: Option<String>,
 }
 
 /// `on`/`off` (also `true`/`false`, `1`/`0`).
@@ -203,6 +207,7 @@ struct FileConfig {
     rocketchat_prefix: Option<String>,
     zimbra: Option<Switch>,
     trusted_proxies: Option<Vec<String>>,
+    trusted_proxy_header: Option<String>,
 }
 
 /// Resolved settings.
@@ -252,8 +257,10 @@ pub struct Settings {
     pub rocketchat: Option<String>,
     /// Whether the Zimbra dialect is served.
     pub zimbra: bool,
-    /// Proxies trusted to name the client (`Forwarded`, `X-Forwarded-For`).
+    /// Proxies trusted to name the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The header they name it in.
+    pub trusted_proxy_header: crate::app::client::ProxyHeader,
 }
 
 impl Settings {
@@ -347,6 +354,19 @@ impl Settings {
                     .or(file.trusted_proxies)
                     .unwrap_or_default(),
             )?,
+            trusted_proxy_header: match serve
+                .trusted_proxy_header
+                .clone()
+                .or(file.trusted_proxy_header)
+                .map(|h| h.to_ascii_lowercase())
+                .as_deref()
+            {
+                None | Some("x-forwarded-for") => crate::app::client::ProxyHeader::XForwardedFor,
+                Some("forwarded") => crate::app::client::ProxyHeader::Forwarded,
+                Some(other) => bail!(
+                    "trusted_proxy_header must be x-forwarded-for or forwarded (got {other:?})"
+                ),
+            },
             rocketchat: match serve.rocketchat.or(file.rocketchat).is_none_or(|s| s.0) {
                 true => Some(rocketchat_prefix(
                     serve
@@ -436,7 +456,14 @@ fn trusted_proxies(entries: Vec<String>) -> anyhow::Result<Vec<ipnet::IpNet>> {
                     )
                 })
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()
+        .inspect(|nets| {
+            if nets.iter().any(|n| n.prefix_len() == 0) {
+                tracing::warn!(
+                    "trusted_proxies includes every address (a /0 block): any client can then name its own address"
+                );
+            }
+        })
 }
 
 fn rocketchat_prefix(prefix: String) -> anyhow::Result<String> {

@@ -38,8 +38,12 @@ impl Server {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
-        let service = boot::open_with_clock(&settings, clock, boot::Create::Yes).await?;
+        // The lock first: a server must not touch a database that is being restored.
+        if let Some(db) = boot::sqlite_file(&settings) {
+            boot::create_data_dir_for(&db)?;
+        }
         let lock = boot::database_lock(&settings, boot::LockKind::Serving)?;
+        let service = boot::open_with_clock(&settings, clock, boot::Create::Yes).await?;
         boot::bootstrap_admin(&service, &settings, true).await?;
         let tls = match crate::tls::server_config(&settings)? {
             Some((config, fingerprint)) => {

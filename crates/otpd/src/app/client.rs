@@ -75,31 +75,50 @@ pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a 
         .filter(|value| !value.is_empty())
 }
 
-/// The reverse proxies trusted to name the client (`--trusted-proxies`).
+/// Which header the trusted proxies write the client into (`--trusted-proxy-header`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProxyHeader {
+    /// `X-Forwarded-For` (nginx's `$proxy_add_x_forwarded_for`, HAProxy's `forwardfor`).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded`, RFC 7239.
+    Forwarded,
+}
+
+/// The reverse proxies trusted to name the client (`--trusted-proxies`), and the one header
+/// they append it to. Only that header is read: a proxy passes the other through untouched,
+/// so whatever a client wrote there would count.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(pub std::sync::Arc<Vec<ipnet::IpNet>>);
+pub struct TrustedProxies {
+    /// The proxies' addresses.
+    pub nets: std::sync::Arc<Vec<ipnet::IpNet>>,
+    /// Their header.
+    pub header: ProxyHeader,
+}
 
 impl TrustedProxies {
     fn trusts(&self, ip: std::net::IpAddr) -> bool {
-        self.0.iter().any(|net| net.contains(&ip))
+        self.nets.iter().any(|net| net.contains(&ip))
     }
 
     /// The client of a request that came from `peer`: `peer` itself unless it is a trusted
-    /// proxy; then, reading the hops its headers list (`Forwarded` per RFC 7239 if present,
-    /// else `X-Forwarded-For`) from the right, the first one that is not a trusted proxy —
-    /// a hop a trusted proxy added itself. An unreadable hop ends the walk at the last
-    /// trusted one: whatever lies left of it may be the client's own invention.
+    /// proxy; then, reading the hops of the proxies' header from the right, the first one
+    /// that is not a trusted proxy — a hop a trusted proxy added itself. An unreadable hop
+    /// ends the walk at the last trusted one: whatever lies left of it may be the client's
+    /// own invention. IPv4 addresses written as IPv6 (`::ffff:10.1.2.3`, what a dual-stack
+    /// listener sees) are taken as the IPv4 address they are.
     pub fn client(
         &self,
         peer: std::net::IpAddr,
         headers: &axum::http::HeaderMap,
     ) -> std::net::IpAddr {
+        let peer = peer.to_canonical();
         if !self.trusts(peer) {
             return peer;
         }
         let mut client = peer;
-        for hop in forwarded_hops(headers).into_iter().rev() {
-            match hop {
+        for hop in forwarded_hops(headers, self.header).into_iter().rev() {
+            match hop.map(|ip| ip.to_canonical()) {
                 Some(ip) => {
                     client = ip;
                     if !self.trusts(ip) {
@@ -113,11 +132,14 @@ impl TrustedProxies {
     }
 }
 
-/// The addresses a request's proxies recorded, client first: the `for=` of every
-/// `Forwarded` element (RFC 7239 §4, §6) if the request has that header, else the entries of
-/// `X-Forwarded-For`, every header line in order. `None` for an entry that names no address
-/// (`unknown`, an obfuscated name, garbage).
-pub fn forwarded_hops(headers: &axum::http::HeaderMap) -> Vec<Option<std::net::IpAddr>> {
+/// The addresses a request's proxies recorded in `header`, client first: the `for=` of every
+/// `Forwarded` element (RFC 7239 §4, §6), or the entries of `X-Forwarded-For`, every header
+/// line in order. `None` for an entry that names no address (`unknown`, an obfuscated name,
+/// garbage).
+pub fn forwarded_hops(
+    headers: &axum::http::HeaderMap,
+    header: ProxyHeader,
+) -> Vec<Option<std::net::IpAddr>> {
     let lines = |name| {
         headers
             .get_all(name)
@@ -125,9 +147,8 @@ pub fn forwarded_hops(headers: &axum::http::HeaderMap) -> Vec<Option<std::net::I
             .map(|v| v.to_str().unwrap_or("\u{0}"))
             .collect::<Vec<_>>()
     };
-    let forwarded = lines(header::FORWARDED);
-    if !forwarded.is_empty() {
-        return forwarded
+    match header {
+        ProxyHeader::Forwarded => lines(header::FORWARDED)
             .iter()
             .flat_map(|line| line.split(','))
             .map(|element| {
@@ -137,13 +158,13 @@ pub fn forwarded_hops(headers: &axum::http::HeaderMap) -> Vec<Option<std::net::I
                     .find(|(key, _)| key.trim().eq_ignore_ascii_case("for"))
                     .and_then(|(_, value)| node_address(value.trim().trim_matches('"')))
             })
-            .collect();
+            .collect(),
+        ProxyHeader::XForwardedFor => lines(header::HeaderName::from_static("x-forwarded-for"))
+            .iter()
+            .flat_map(|line| line.split(','))
+            .map(|entry| node_address(entry.trim()))
+            .collect(),
     }
-    lines(header::HeaderName::from_static("x-forwarded-for"))
-        .iter()
-        .flat_map(|line| line.split(','))
-        .map(|entry| node_address(entry.trim()))
-        .collect()
 }
 
 /// The address of a proxy header's node: `192.0.2.1`, `192.0.2.1:8080`, `2001:db8::1`,
@@ -170,17 +191,17 @@ pub async fn forwarded(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    if !proxies.0.is_empty()
-        && let Some(ConnectInfo(peer)) = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .copied()
+    if let Some(ConnectInfo(peer)) = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .copied()
     {
+        // Also without proxies: an IPv4 client of a dual-stack listener is its IPv4 address.
         let client = proxies.client(peer.ip(), request.headers());
         if client != peer.ip() {
             request
                 .extensions_mut()
-                .insert(ConnectInfo(SocketAddr::new(client, 0)));
+                .insert(ConnectInfo(SocketAddr::new(client, peer.port())));
         }
     }
     next.run(request).await
@@ -195,9 +216,14 @@ mod tests {
     use std::net::IpAddr;
 
     fn proxies(nets: &[&str]) -> TrustedProxies {
-        TrustedProxies(std::sync::Arc::new(
-            nets.iter().map(|n| n.parse().unwrap()).collect(),
-        ))
+        with_header(nets, ProxyHeader::XForwardedFor)
+    }
+
+    fn with_header(nets: &[&str], header: ProxyHeader) -> TrustedProxies {
+        TrustedProxies {
+            nets: std::sync::Arc::new(nets.iter().map(|n| n.parse().unwrap()).collect()),
+            header,
+        }
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -239,14 +265,35 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_is_read_as_rfc_7239_writes_it() {
+    fn only_the_named_header_counts_and_mapped_addresses_are_ipv4() {
+        // A client's own Forwarded, passed through by a proxy that appends to
+        // X-Forwarded-For, means nothing.
         let p = proxies(&["127.0.0.1/32"]);
+        let h = headers(&[
+            ("forwarded", "for=6.6.6.7"),
+            ("x-forwarded-for", "203.0.113.9"),
+        ]);
+        assert_eq!(p.client(ip("127.0.0.1"), &h), ip("203.0.113.9"));
+        let h = headers(&[("forwarded", "for=6.6.6.7")]);
+        assert_eq!(p.client(ip("127.0.0.1"), &h), ip("127.0.0.1"));
+        // A dual-stack listener's view of an IPv4 proxy and hop.
+        let h = headers(&[("x-forwarded-for", "::ffff:203.0.113.9")]);
+        assert_eq!(p.client(ip("::ffff:127.0.0.1"), &h), ip("203.0.113.9"));
+        assert_eq!(
+            proxies(&[]).client(ip("::ffff:192.0.2.1"), &h),
+            ip("192.0.2.1")
+        );
+    }
+
+    #[test]
+    fn forwarded_is_read_as_rfc_7239_writes_it() {
+        let p = with_header(&["127.0.0.1/32"], ProxyHeader::Forwarded);
         let h = headers(&[(
             "forwarded",
             r#"for=6.6.6.6, for="[2001:db8:cafe::17]:4711";proto=https;by=127.0.0.1"#,
         )]);
         assert_eq!(p.client(ip("127.0.0.1"), &h), ip("2001:db8:cafe::17"));
-        // Forwarded wins over X-Forwarded-For.
+        // Only Forwarded counts then.
         let h = headers(&[
             ("forwarded", "For=192.0.2.60:8080"),
             ("x-forwarded-for", "6.6.6.6"),
@@ -267,7 +314,8 @@ mod tests {
             fwd in proptest::option::of("[0-9a-f:., \\[\\]\\-_\"=;a-zA-Z]{0,80}"),
             peer_trusted in any::<bool>(),
         ) {
-            let p = proxies(&["127.0.0.0/8", "::1/128"]);
+            let header = if fwd.is_some() { ProxyHeader::Forwarded } else { ProxyHeader::XForwardedFor };
+            let p = with_header(&["127.0.0.0/8", "::1/128"], header);
             let mut pairs = vec![("x-forwarded-for", xff.as_str())];
             if let Some(f) = &fwd {
                 pairs.push(("forwarded", f.as_str()));
@@ -276,7 +324,7 @@ mod tests {
             let peer = if peer_trusted { ip("127.0.0.1") } else { ip("198.51.100.2") };
             let client = p.client(peer, &h);
             if peer_trusted {
-                let named: Vec<IpAddr> = forwarded_hops(&h).into_iter().flatten().collect();
+                let named: Vec<IpAddr> = forwarded_hops(&h, header).into_iter().flatten().collect();
                 prop_assert!(client == peer || named.contains(&client));
             } else {
                 prop_assert_eq!(client, peer);

@@ -32,6 +32,7 @@ impl Buckets {
 
     /// Takes `cost` tokens if the bucket has them; else says how many seconds until it does.
     pub(crate) fn take(&self, ip: IpAddr, cost: f64) -> Result<(), u64> {
+        let ip = bucket_of(ip);
         let now = Instant::now();
         let Ok(mut map) = self.inner.lock() else {
             return Ok(()); // a poisoned limiter must not take the server down with it
@@ -61,8 +62,20 @@ impl Buckets {
         let Ok(map) = self.inner.lock() else {
             return None;
         };
-        let (tokens, _) = map.get(&ip)?;
+        let (tokens, _) = map.get(&bucket_of(ip))?;
         (*tokens < 1.0).then(|| ((1.0 - *tokens) / (self.per_minute / 60.0)).ceil().max(1.0) as u64)
+    }
+}
+
+/// The bucket an address draws from: itself for IPv4, its /64 for IPv6 — one host usually
+/// holds a whole /64, and would otherwise get a fresh budget with every address in it.
+fn bucket_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let [a, b, c, d, ..] = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+        }
+        v4 => v4,
     }
 }
 
@@ -179,4 +192,26 @@ async fn valid_api_key(state: &AppState, key: Option<Zeroizing<String>>) -> bool
         state.service.authenticate(&key).await,
         Ok(otpd_core::Principal::Account(caller)) if caller.api_key_id.is_some()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn an_ipv6_host_has_one_budget_for_its_64() {
+        let buckets = Buckets::new(2);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(buckets.take(ip("2001:db8:1:2::1"), 1.0).is_ok());
+        assert!(buckets.take(ip("2001:db8:1:2::99"), 1.0).is_ok());
+        assert!(buckets.take(ip("2001:db8:1:2:ffff::7"), 1.0).is_err());
+        assert!(
+            buckets.take(ip("2001:db8:1:3::1"), 1.0).is_ok(),
+            "another /64"
+        );
+        // An IPv4 address seen through a dual-stack listener is that address.
+        assert!(buckets.take(ip("192.0.2.1"), 2.0).is_ok());
+        assert!(buckets.take(ip("::ffff:192.0.2.1"), 1.0).is_err());
+    }
 }

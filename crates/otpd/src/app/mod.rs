@@ -94,7 +94,10 @@ pub fn router(service: Service, settings: &Settings) -> Router {
     .layer(DefaultBodyLimit::max(settings.body_limit))
     // Before every door: the client's address, when a trusted proxy names it.
     .layer(axum::middleware::from_fn_with_state(
-        client::TrustedProxies(Arc::new(settings.trusted_proxies.clone())),
+        client::TrustedProxies {
+            nets: Arc::new(settings.trusted_proxies.clone()),
+            header: settings.trusted_proxy_header,
+        },
         client::forwarded,
     ))
     .layer(TimeoutLayer::with_status_code(

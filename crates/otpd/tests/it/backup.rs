@@ -78,6 +78,19 @@ async fn a_backup_taken_while_serving_restores_into_a_fresh_data_directory() {
     let code = otp::Totp::default().generate(&secret, now()).to_string();
     let out = otpd(&fresh, None, &["totp", "verify", "alice", &code]);
     assert!(out.status.success(), "{}", text(&out));
+    // Onto a new machine: no data directory yet, the key given in the environment.
+    let new_machine = dir.path().join("new-machine");
+    let key = std::fs::read_to_string(app.data_dir().join("master.key")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_otpd"))
+        .arg("--data-dir")
+        .arg(&new_machine)
+        .args(["restore", file.to_str().unwrap()])
+        .env("OTPD_MASTER_KEY", key.trim())
+        .env_remove("OTPD_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(new_machine.join("otpd.db").exists());
     // The restored account's history came along.
     let settings = otpd::config::Settings::resolve(
         &otpd::config::CommonArgs {

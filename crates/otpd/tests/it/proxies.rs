@@ -74,6 +74,19 @@ async fn a_trusted_proxy_names_the_client_for_audit_sessions_and_limits() {
             .any(|s| s["remote_addr"] == "203.0.113.7"),
         "{sessions}"
     );
+    // A Forwarded header the client wrote itself (the proxy appends to X-Forwarded-For and
+    // passes the rest through) counts for nothing.
+    let spoofed = app
+        .client
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .header("x-forwarded-for", "203.0.113.44")
+        .header("forwarded", "for=6.6.6.7")
+        .json(&json!({"username": "alice", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spoofed.status(), StatusCode::OK);
+    assert_eq!(last_login_address(&app).await, "203.0.113.44");
     // Each client has its own login budget behind the one proxy.
     assert_eq!(
         login_from(&app, "wrong", "203.0.113.7").await,
