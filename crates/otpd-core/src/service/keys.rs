@@ -204,9 +204,18 @@ impl Service {
 
     /// Whether this instance can serve: the database answers and the master key opens every
     /// data key it lists (one may be new, from a rotation by another instance). A readiness
-    /// probe's check; [`CoreError::Storage`] when the database does not answer,
+    /// probe's check; [`CoreError::Storage`] when the database does not answer (or its SQLite
+    /// file was moved or removed under the running server),
     /// [`CoreError::Sealing`] or [`CoreError::WrongMasterKey`] when a key does not open.
     pub async fn readiness(&self) -> CoreResult<()> {
+        if let Some(lite) = self.db().lite()
+            && !lite.still_in_place()
+        {
+            // The open connections still work on the old file, which no one will read again.
+            return Err(CoreError::Storage(sqlx::Error::Protocol(
+                "the database file was moved or removed under the running server".into(),
+            )));
+        }
         let mut conn = self.db().read.acquire().await?;
         self.lookup_ring(&mut conn).await.map(drop)
     }

@@ -28,9 +28,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
+/// A file's device and inode.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
 /// The hot path's connections to one SQLite file.
 pub(crate) struct Lite {
     path: PathBuf,
+    /// The file's device and inode when it was opened: the open connections keep using that
+    /// file even after it is moved or removed, so the path alone says nothing.
+    file_id: Option<(u64, u64)>,
     busy: Duration,
     readers: Box<[Mutex<Connection>]>,
     next: AtomicUsize,
@@ -53,10 +62,17 @@ impl Lite {
             .collect::<CoreResult<Vec<_>>>()?;
         Ok(Lite {
             path: path.to_owned(),
+            file_id: file_id(path),
             busy,
             readers: readers.into_boxed_slice(),
             next: AtomicUsize::new(0),
         })
+    }
+
+    /// Whether the path still names the file the connections have open (readiness: a
+    /// database moved, replaced or removed under a running server is not served from).
+    pub(crate) fn still_in_place(&self) -> bool {
+        self.file_id.is_none() || file_id(&self.path) == self.file_id
     }
 
     /// A connection of its own for the group-commit writer.

@@ -337,3 +337,18 @@ async fn readiness_needs_the_database_and_keys_the_master_key_opens() {
         "{r:?}"
     );
 }
+
+#[tokio::test]
+async fn a_database_file_moved_under_the_service_is_not_ready() {
+    let env = env().await;
+    if env.db.is_postgres() {
+        return;
+    }
+    env.service.readiness().await.unwrap();
+    let file = env.dir.path().join("otpd.db");
+    std::fs::rename(&file, env.dir.path().join("moved.db")).unwrap();
+    let r = env.service.readiness().await;
+    assert!(matches!(r, Err(CoreError::Storage(_))), "{r:?}");
+    std::fs::rename(env.dir.path().join("moved.db"), &file).unwrap();
+    env.service.readiness().await.unwrap();
+}
