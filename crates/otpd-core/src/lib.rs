@@ -5,6 +5,7 @@
 pub mod backup;
 mod clock;
 mod error;
+pub mod metrics;
 mod model;
 mod password;
 mod seal;

@@ -60,6 +60,8 @@ struct Inner {
     passwords_seen: sessions::PasswordMemo,
     /// The deployment's identity, once read.
     identity: std::sync::OnceLock<DeploymentIdentity>,
+    /// The counters of the core's decisions.
+    metrics: crate::metrics::Metrics,
 }
 
 /// A secret shown to a person once (a TOTP secret, a key URI, a recovery code, a token).
@@ -164,6 +166,7 @@ impl Service {
                 api_keys: sessions::KeyMemo::default(),
                 passwords_seen: sessions::PasswordMemo::new()?,
                 identity: std::sync::OnceLock::new(),
+                metrics: crate::metrics::Metrics::new(),
             }),
         };
         let now = service.now();
@@ -186,6 +189,11 @@ impl Service {
     /// Now, by the service's clock (Unix seconds): what tokens' expiry is measured against.
     pub fn now(&self) -> i64 {
         self.inner.clock.now()
+    }
+
+    /// The counters of the core's decisions (Prometheus), for the front door's `/metrics`.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// The password hasher (its work counts are what operators watch).

@@ -987,6 +987,22 @@ impl Service {
         action: &'static str,
         meta: &RequestMeta,
     ) -> CoreResult<VerifyOutcome> {
+        let outcome = self
+            .decide_code(username, code, actor, action, meta)
+            .await?;
+        self.inner.metrics.verification(&outcome, code, meta.door);
+        Ok(outcome)
+    }
+
+    /// [`Service::check_code`]'s decision, before it is counted.
+    async fn decide_code(
+        &self,
+        username: &str,
+        code: &str,
+        actor: &str,
+        action: &'static str,
+        meta: &RequestMeta,
+    ) -> CoreResult<VerifyOutcome> {
         let subject = self.subject_now(username).await?;
         let now = self.now();
         let name = subject.username.as_str();

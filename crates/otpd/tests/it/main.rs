@@ -12,6 +12,7 @@ mod browser;
 mod cli;
 mod helpers;
 mod https;
+mod metrics;
 mod multi;
 mod ontap;
 mod outage;
