@@ -904,15 +904,7 @@ fn read_password(source: &PasswordSource, name: &str) -> anyhow::Result<Option<Z
 
 /// A Unix time as RFC 3339, UTC, to the second.
 fn when(unix: i64) -> String {
-    u64::try_from(unix).map_or_else(
-        |_| unix.to_string(),
-        |secs| {
-            humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
-            )
-            .to_string()
-        },
-    )
+    crate::app::rfc3339(unix)
 }
 
 fn when_opt(unix: Option<i64>) -> String {

@@ -145,6 +145,14 @@ fn session_expiry(now: i64, policy: &Policy) -> i64 {
     now.saturating_add(i64::try_from(policy.session_secs).unwrap_or(i64::MAX))
 }
 
+impl TotpStatus {
+    /// Whether this is a pending enrollment whose time to be confirmed ran out at `now`: it
+    /// is as good as none (it blocks nothing, and no code confirms it).
+    pub fn lapsed(&self, now: i64) -> bool {
+        self.state != "active" && self.expires_at.is_none_or(|e| e <= now)
+    }
+}
+
 /// An authenticator row.
 pub(super) struct Authenticator {
     id: String,

@@ -23,6 +23,18 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+/// Unix seconds as RFC 3339 in UTC, to the second (`2026-11-22T00:00:15Z`), as the CLI and
+/// the web pages show times (a time before 1970 as its number).
+pub fn rfc3339(unix: i64) -> String {
+    u64::try_from(unix).map_or_else(
+        |_| unix.to_string(),
+        |secs| {
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+                .to_string()
+        },
+    )
+}
+
 /// What every door's handlers share.
 #[derive(Clone)]
 pub struct AppState {

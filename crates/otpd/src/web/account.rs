@@ -75,12 +75,22 @@ pub struct FactorView {
     pub failed_attempts: i64,
 }
 
+/// The state a page shows: `none`, `pending`, `active`, `disabled` or `locked` (the core has
+/// already dropped a lapsed enrollment and an ended lockout from what it reports).
+pub fn factor_state(active: bool, pending: bool, enabled: bool, locked: bool) -> &'static str {
+    match (active, pending, enabled, locked) {
+        (false, true, ..) => "pending",
+        (false, false, ..) => "none",
+        (true, _, false, _) => "disabled",
+        (true, _, true, true) => "locked",
+        (true, _, true, false) => "active",
+    }
+}
+
 impl FactorView {
     /// The view of `status` (none when there is none, or its enrollment lapsed) at `now`.
     pub fn of(status: Option<&TotpStatus>, now: i64) -> Self {
-        let Some(s) =
-            status.filter(|s| s.state == "active" || s.expires_at.is_some_and(|e| e > now))
-        else {
+        let Some(s) = status.filter(|s| !s.lapsed(now)) else {
             return FactorView {
                 state: "none",
                 locked_until: String::new(),
@@ -90,15 +100,10 @@ impl FactorView {
                 failed_attempts: 0,
             };
         };
-        let locked = s.locked_until.filter(|u| *u > now);
+        let active = s.state == "active";
         FactorView {
-            state: match (s.state.as_str(), s.enabled, locked) {
-                ("pending", ..) => "pending",
-                (_, false, _) => "disabled",
-                (_, true, Some(_)) => "locked",
-                _ => "active",
-            },
-            locked_until: locked.map(when).unwrap_or_default(),
+            state: factor_state(active, !active, s.enabled, s.locked_until.is_some()),
+            locked_until: s.locked_until.map(when).unwrap_or_default(),
             last_used: s.last_used_at.map(when).unwrap_or_default(),
             recovery_codes_left: s.recovery_codes_remaining,
             few_codes: s.state == "active" && s.recovery_codes_remaining <= 2,
@@ -387,7 +392,7 @@ pub async fn enroll_confirm(
     let current = status_of(&state, p, &username).await?;
     let now = state.service.now();
     match current {
-        Some(s) if s.state == "pending" && s.expires_at.is_some_and(|e| e > now) => {
+        Some(s) if s.state == "pending" && !s.lapsed(now) => {
             if s.fingerprint != form.fingerprint {
                 return enroll_view(
                     &state,

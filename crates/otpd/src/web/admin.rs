@@ -3,7 +3,7 @@
 //! policy, the audit log and API keys. Read-only admins read; the core decides who may
 //! act, and its refusals are shown on the page.
 
-use super::account::{ConfirmPage, Event, FactorView, SessionRow, overview_of};
+use super::account::{ConfirmPage, Event, FactorView, SessionRow, factor_state, overview_of};
 use super::text::Message;
 use super::{
     Chrome, Posted, Visit, WebError, WebPath, WebQuery, invalid_field, message_of, page, parse_day,
@@ -140,24 +140,20 @@ async fn accounts_view(
         Err(e @ CoreError::Invalid { .. }) => (Vec::new(), c.problem(message_of(&e).1)),
         Err(e) => return Err(e.into()),
     };
-    let now = state.service.now();
     let rows: Vec<AccountRow> = rows
         .into_iter()
         .map(|e| {
-            let (state, locked_until) = match (&e.factor, e.pending_expires_at) {
-                (Some(f), _) if !f.enabled => ("disabled", String::new()),
-                (Some(f), _) => match f.locked_until {
-                    Some(until) if until > now => ("locked", when(until)),
-                    _ => ("active", String::new()),
-                },
-                (None, Some(_)) => ("pending", String::new()),
-                (None, None) => ("none", String::new()),
-            };
+            let f = e.factor.as_ref();
             AccountRow {
                 roles: roles_text(&e.roles),
                 locked: e.locked,
-                state,
-                locked_until,
+                state: factor_state(
+                    f.is_some(),
+                    e.pending_expires_at.is_some(),
+                    f.is_some_and(|f| f.enabled),
+                    f.is_some_and(|f| f.locked_until.is_some()),
+                ),
+                locked_until: f.and_then(|f| f.locked_until).map(when).unwrap_or_default(),
                 last_used: e
                     .factor
                     .as_ref()

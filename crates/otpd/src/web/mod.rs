@@ -396,12 +396,7 @@ fn too_many(wait: u64) -> Response {
     response
 }
 
-/// Unix seconds as RFC 3339 in UTC, to the second (`2026-11-22T00:00:15Z`): the pages show
-/// UTC, as the audit trail stores it.
-pub fn when(at: i64) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(at).unwrap_or(0));
-    humantime::format_rfc3339_seconds(at).to_string()
-}
+pub use crate::app::rfc3339 as when;
 
 /// A day (`YYYY-MM-DD`, UTC) as the Unix seconds of its start.
 pub fn parse_day(text: &str) -> Option<i64> {

@@ -209,6 +209,15 @@ impl TestApp {
             .to_string()
     }
 
+    /// A code that is wrong now: not the current one.
+    pub fn wrong_code(&self, secret: &otp::Secret) -> &'static str {
+        if self.code(secret) == "000000" {
+            "111111"
+        } else {
+            "000000"
+        }
+    }
+
     /// Logs in with password and second factor; returns the session token.
     pub async fn login_2fa(&self, username: &str, secret: &otp::Secret) -> String {
         let v = self

@@ -91,11 +91,7 @@ async fn the_counters_follow_the_cores_decisions_through_every_door() {
     let code = app.code(&secret);
     assert_eq!(verify(code.clone()).await["valid"], true);
     assert_eq!(verify(code).await["reason"], "replayed");
-    let wrong = if app.code(&secret) == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
+    let wrong = app.wrong_code(&secret);
     assert_eq!(verify(wrong.into()).await["reason"], "invalid");
     assert_eq!(verify(codes[0].clone()).await["method"], "recovery_code");
     // The web pages: a sign-in's second step.
@@ -113,11 +109,7 @@ async fn the_counters_follow_the_cores_decisions_through_every_door() {
     )
     .await;
     app.clock.advance(30);
-    let wrong = if app.code(&secret) == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
+    let wrong = app.wrong_code(&secret);
     verify(wrong.into()).await;
     verify(wrong.into()).await;
     assert_eq!(verify(app.code(&secret)).await["reason"], "locked");

@@ -353,11 +353,7 @@ async fn enable_in_two_steps_in_every_form() {
         assert!(step1.body.contains("lifetime"), "{}", step1.body);
         assert!(step1.cookie.is_none());
         // Step 2: a wrong code, then the right one; the token is single use.
-        let wrong = if app.code(&secret) == "000000" {
-            "111111"
-        } else {
-            "000000"
-        };
+        let wrong = app.wrong_code(&secret);
         let r = soap(
             &app,
             form,
