@@ -187,6 +187,14 @@ impl Db {
         self.backend
     }
 
+    /// Each pool's name (`read`, `write`), open connections and idle ones (metrics).
+    pub(crate) fn pool_sizes(&self) -> [(&'static str, u32, usize); 2] {
+        [
+            ("read", self.read.size(), self.read.num_idle()),
+            ("write", self.write.size(), self.write.num_idle()),
+        ]
+    }
+
     /// SQLite's synchronous connections (none on PostgreSQL).
     pub(crate) fn lite(&self) -> Option<&Arc<Lite>> {
         self.lite.as_ref()

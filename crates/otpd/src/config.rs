@@ -118,6 +118,14 @@ pub struct ServeArgs {
     /// `forwarded` (RFC 7239); the other is never read [default: x-forwarded-for].
     #[arg(long, env = "OTPD_TRUSTED_PROXY_HEADER", value_name = "HEADER")]
     pub trusted_proxy_header: Option<String>,
+    /// Prometheus metrics at `/metrics`: on or off (off: nothing is recorded and `/metrics`
+    /// is not served) [default: on].
+    #[arg(long, env = "OTPD_METRICS")]
+    pub metrics: Option<Switch>,
+    /// Serve `/metrics` on this address instead of the main listener (plain HTTP, e.g.
+    /// `127.0.0.1:9470`) [default: the main listener].
+    #[arg(long, env = "OTPD_METRICS_LISTEN", value_name = "ADDRESS")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// `on`/`off` (also `true`/`false`, `1`/`0`).
@@ -208,6 +216,8 @@ struct FileConfig {
     zimbra: Option<Switch>,
     trusted_proxies: Option<Vec<String>>,
     trusted_proxy_header: Option<String>,
+    metrics: Option<Switch>,
+    metrics_listen: Option<SocketAddr>,
 }
 
 /// Resolved settings.
@@ -261,6 +271,10 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The header they name it in.
     pub trusted_proxy_header: crate::app::client::ProxyHeader,
+    /// Whether metrics are recorded and served.
+    pub metrics: bool,
+    /// Where `/metrics` is served when not on the main listener.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -346,6 +360,8 @@ impl Settings {
                     .unwrap_or(30),
             ),
             ontap: serve.ontap.or(file.ontap).is_none_or(|s| s.0),
+            metrics: serve.metrics.or(file.metrics).is_none_or(|s| s.0),
+            metrics_listen: serve.metrics_listen.or(file.metrics_listen),
             zimbra: serve.zimbra.or(file.zimbra).is_none_or(|s| s.0),
             trusted_proxies: trusted_proxies(
                 serve
@@ -408,6 +424,15 @@ impl Settings {
             bail!(
                 "db_max_connections, db_acquire_timeout and db_statement_timeout must be at least 1"
             );
+        }
+        if settings.metrics_listen.is_some() && !settings.metrics {
+            bail!("metrics_listen needs metrics on");
+        }
+        if settings
+            .metrics_listen
+            .is_some_and(|m| m == settings.listen && m.port() != 0)
+        {
+            bail!("metrics_listen must differ from listen");
         }
         if settings.body_limit < 1024 {
             bail!("body_limit must be at least 1024 bytes");

@@ -13,6 +13,8 @@ use tokio::net::TcpListener;
 /// A bound, ready server.
 pub struct Server {
     listener: TcpListener,
+    /// `/metrics` alone (`--metrics-listen`), when it has a listener of its own.
+    metrics_listener: Option<TcpListener>,
     service: Service,
     settings: Settings,
     /// HTTPS, when configured.
@@ -38,6 +40,14 @@ impl Server {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
+        let metrics_listener = match settings.metrics_listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("binding {address} (metrics_listen)"))?,
+            ),
+            None => None,
+        };
         // The lock first: a server must not touch a database that is being restored.
         if let Some(db) = boot::sqlite_file(&settings) {
             boot::create_data_dir_for(&db)?;
@@ -54,6 +64,7 @@ impl Server {
         };
         Ok(Server {
             listener,
+            metrics_listener,
             service,
             settings,
             tls,
@@ -64,6 +75,15 @@ impl Server {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
         Ok(self.listener.local_addr()?)
+    }
+
+    /// The bound address of `/metrics`'s own listener, when it has one.
+    pub fn metrics_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        Ok(self
+            .metrics_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?)
     }
 
     /// The service behind the server.
@@ -77,9 +97,14 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = crate::app::router(self.service.clone(), &self.settings);
+        let routers = crate::app::router(self.service.clone(), &self.settings);
         tracing::info!(
             address = %self.listener.local_addr()?,
+            metrics = %match (&self.metrics_listener, self.settings.metrics) {
+                (Some(own), _) => format!("http://{}/metrics", own.local_addr()?),
+                (None, true) => "/metrics".to_owned(),
+                (None, false) => "off".to_owned(),
+            },
             ontap = if self.settings.ontap { "/api/security/…" } else { "off" },
             rocketchat = self.settings.rocketchat.as_deref().unwrap_or("off"),
             zimbra = if self.settings.zimbra { "/service/soap" } else { "off" },
@@ -93,7 +118,32 @@ impl Server {
             grace: self.settings.request_timeout + Duration::from_secs(1),
             tls: self.tls.clone(),
         };
-        crate::connections::serve(self.listener, app, &limits, shutdown).await?;
+        // `/metrics` on its own listener: plain HTTP, the same connection limits, stopped
+        // when the main listener has drained.
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics = match (self.metrics_listener, routers.metrics) {
+            (Some(listener), Some(router)) => {
+                let limits = crate::connections::Limits {
+                    tls: None,
+                    ..limits.clone()
+                };
+                Some(tokio::spawn(async move {
+                    crate::connections::serve(listener, router, &limits, async {
+                        let _ = metrics_stopped.await;
+                    })
+                    .await
+                }))
+            }
+            _ => None,
+        };
+        let served = crate::connections::serve(self.listener, routers.app, &limits, shutdown).await;
+        let _ = stop_metrics.send(());
+        if let Some(task) = metrics
+            && let Ok(Err(e)) = task.await
+        {
+            tracing::warn!(error = %e, "the metrics listener failed");
+        }
+        served?;
         self.service.db().close().await;
         Ok(())
     }

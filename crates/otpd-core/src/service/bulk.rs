@@ -102,6 +102,10 @@ impl Service {
         )
         .await?;
         tx.commit().await?;
-        Ok(u64::try_from(accounts.len()).unwrap_or(u64::MAX))
+        let provisioned = u64::try_from(accounts.len()).unwrap_or(u64::MAX);
+        self.inner
+            .metrics
+            .enrollment(crate::metrics::EnrollmentStage::Provisioned, provisioned);
+        Ok(provisioned)
     }
 }

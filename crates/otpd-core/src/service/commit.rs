@@ -20,10 +20,12 @@
 //! costs one round trip, and concurrent commits share the server's WAL flushes.
 
 use super::{INSERT_AUDIT, Outcome};
+use crate::metrics::Metrics;
 use crate::store::{Db, lite};
 use crate::{CoreError, CoreResult, RequestMeta, VerifyReason};
 use rusqlite::{Connection, TransactionBehavior};
 use sqlx::{AnyConnection, Row};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
@@ -135,8 +137,12 @@ pub(crate) enum VerifyWrite {
 pub(crate) enum Written {
     /// The step is ours.
     Claimed,
-    /// Someone claimed it first (counted as a failure).
-    Replayed,
+    /// Someone claimed it first (counted as a failure, which locked the authenticator when
+    /// `locked_out`).
+    Replayed { locked_out: bool },
+    /// The failure was counted; `locked_out`: it was the one that reached `max_failures`
+    /// and locked the authenticator.
+    Counted { locked_out: bool },
     /// The authenticator was locked when the attempt came to be counted: nothing was
     /// claimed or counted, and the answer must be `locked` whatever the code was, so that
     /// no attempt past `max_failures` learns whether its code was right.
@@ -292,9 +298,13 @@ macro_rules! link_lite {
 const CLAIM: &str = claim_sql!(by_rowid!("$4", "$5"), link_lite!());
 
 /// Counts a failure and links the audit row just inserted (SQLite, inside the writer's
-/// transaction); `$3` is now, the authenticator is `$4`, `$5`.
-const COUNT_FAILURE: &str =
-    count_failure_sql!("$1", "$2", "$3", by_rowid!("$4", "$5"), link_lite!());
+/// transaction); `$3` is now, the authenticator is `$4`, `$5`. Returns a row when it counted
+/// (whether the count restarted, which only the failure that locks does), none when the
+/// authenticator was locked or is gone.
+const COUNT_FAILURE: &str = concat!(
+    count_failure_sql!("$1", "$2", "$3", by_rowid!("$4", "$5"), link_lite!()),
+    " RETURNING failed_attempts = 0"
+);
 
 /// Turns the audit row just inserted into a failure for another reason: a claim that
 /// changed nothing (replayed), or an attempt that found the authenticator locked (SQLite).
@@ -356,7 +366,7 @@ const CLAIM_PG: &str = concat!(
     claim_sql!("id = $4", link_pg!()),
     " RETURNING audit_head, audit_prev), counted AS (",
     count_failure_sql!("$5", "$6", "$3", "id = $4", link_pg!()),
-    " AND NOT EXISTS (SELECT 1 FROM claimed) RETURNING audit_head, audit_prev), \
+    " AND NOT EXISTS (SELECT 1 FROM claimed) RETURNING audit_head, audit_prev, failed_attempts = 0 AS locked_out), \
      linked AS (SELECT audit_head, audit_prev FROM claimed UNION ALL SELECT audit_head, audit_prev FROM counted), \
      audited AS (",
     insert_linked_pg!(
@@ -370,16 +380,18 @@ const CLAIM_PG: &str = concat!(
         "$16",
         "$17"
     ),
-    ") SELECT EXISTS (SELECT 1 FROM claimed) AS claimed, EXISTS (SELECT 1 FROM counted) AS counted"
+    ") SELECT EXISTS (SELECT 1 FROM claimed) AS claimed, EXISTS (SELECT 1 FROM counted) AS counted, \
+     COALESCE((SELECT locked_out FROM counted), FALSE) AS locked_out"
 );
 
 /// [`COUNT_FAILURE`] and the audit row in one statement (PostgreSQL); an attempt that found
 /// the authenticator locked is recorded as an ordinary row with the reason `locked` (`$14`).
+/// Answers whether the failure was counted, and whether it locked the authenticator.
 /// Parameters: those of [`COUNT_FAILURE`], then the audit row's as in [`INSERT_AUDIT`].
 const COUNT_FAILURE_PG: &str = concat!(
     "WITH linked AS (",
     count_failure_sql!("$1", "$2", "$3", "id = $4", link_pg!()),
-    " RETURNING audit_head, audit_prev), audited AS (",
+    " RETURNING audit_head, audit_prev, failed_attempts = 0 AS locked_out), audited AS (",
     insert_linked_pg!(
         "$5",
         "$6",
@@ -391,7 +403,8 @@ const COUNT_FAILURE_PG: &str = concat!(
         "$12",
         "$13"
     ),
-    ") SELECT EXISTS (SELECT 1 FROM linked) AS counted"
+    ") SELECT EXISTS (SELECT 1 FROM linked) AS counted, \
+     COALESCE((SELECT locked_out FROM linked), FALSE) AS locked_out"
 );
 
 /// Applies one write in one statement, so one round trip (PostgreSQL).
@@ -405,7 +418,7 @@ pub(crate) async fn apply_alone(db: &Db, write: &VerifyWrite) -> CoreResult<Writ
             failure,
             audit,
         } => {
-            let (claimed, counted): (bool, bool) = sqlx::query_as(CLAIM_PG)
+            let (claimed, counted, locked_out): (bool, bool, bool) = sqlx::query_as(CLAIM_PG)
                 .bind(*step)
                 .bind(*drift)
                 .bind(*now)
@@ -428,7 +441,7 @@ pub(crate) async fn apply_alone(db: &Db, write: &VerifyWrite) -> CoreResult<Writ
                 .await?;
             Ok(match (claimed, counted) {
                 (true, _) => Written::Claimed,
-                (false, true) => Written::Replayed,
+                (false, true) => Written::Replayed { locked_out },
                 (false, false) => Written::Locked,
             })
         }
@@ -438,13 +451,14 @@ pub(crate) async fn apply_alone(db: &Db, write: &VerifyWrite) -> CoreResult<Writ
                 .bind(count.lock_until)
                 .bind(count.now)
                 .bind(auth.id.clone());
-            let counted: bool = bind_audit(query, audit)
+            let row = bind_audit(query, audit)
                 .bind(LOCKED.as_str())
                 .fetch_one(&db.write)
-                .await?
-                .try_get(0)?;
-            Ok(if counted {
-                Written::Done
+                .await?;
+            Ok(if row.try_get("counted")? {
+                Written::Counted {
+                    locked_out: row.try_get("locked_out")?,
+                }
             } else {
                 Written::Locked
             })
@@ -490,7 +504,7 @@ fn apply_lite(conn: &Connection, write: &VerifyWrite) -> CoreResult<Written> {
     // Counts the failure; if the authenticator was locked meanwhile, the row just inserted
     // becomes a `locked` refusal, still linked into the chain it points at.
     let count_failure = |auth: &AuthRef, f: &FailureCount| -> CoreResult<Written> {
-        let counted = lite::execute(
+        let counted: Option<bool> = lite::query_row(
             conn,
             COUNT_FAILURE,
             (
@@ -501,8 +515,8 @@ fn apply_lite(conn: &Connection, write: &VerifyWrite) -> CoreResult<Written> {
                 auth.row,
             ),
         )?;
-        if counted > 0 {
-            return Ok(Written::Done);
+        if let Some(locked_out) = counted {
+            return Ok(Written::Counted { locked_out });
         }
         let locked: Option<bool> =
             lite::query_row(conn, IS_LOCKED, (f.now, auth.id.as_str(), auth.row))?;
@@ -529,7 +543,8 @@ fn apply_lite(conn: &Connection, write: &VerifyWrite) -> CoreResult<Written> {
             mark_refused(REPLAYED)?;
             Ok(match count_failure(auth, failure)? {
                 Written::Locked => Written::Locked,
-                _ => Written::Replayed,
+                Written::Counted { locked_out } => Written::Replayed { locked_out },
+                _ => Written::Replayed { locked_out: false },
             })
         }
         VerifyWrite::Failure { auth, count, audit } => {
@@ -550,6 +565,7 @@ fn apply_batch(
     conn: &mut Connection,
     batch: &[Job],
     stats: &mut WriterStats,
+    metrics: &Metrics,
 ) -> CoreResult<Vec<Written>> {
     let started = Instant::now();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -560,6 +576,7 @@ fn apply_batch(
     let applied = Instant::now();
     tx.commit()?;
     stats.batch(batch.len(), applied - started, applied.elapsed());
+    metrics.commit_batch(batch.len());
     Ok(results)
 }
 
@@ -574,35 +591,40 @@ fn apply_one(conn: &mut Connection, write: &VerifyWrite) -> CoreResult<Written> 
 /// The handle of the SQLite writer thread. Dropping the last handle ends the thread.
 pub(crate) struct GroupCommit {
     queue: mpsc::Sender<Job>,
+    metrics: Arc<Metrics>,
 }
 
 impl GroupCommit {
     /// Starts the writer on a connection of its own to `db`'s file; it borrows the tokio
     /// runtime it is started from to take the write token.
-    pub(crate) fn start(db: Db) -> CoreResult<Self> {
+    pub(crate) fn start(db: Db, metrics: Arc<Metrics>) -> CoreResult<Self> {
         let lite = db
             .lite()
             .ok_or_else(|| CoreError::Internal("group commit needs SQLite".into()))?;
         let conn = lite.writer()?;
         let runtime = Handle::current();
         let (queue, jobs) = mpsc::channel(QUEUE);
+        let writer_metrics = metrics.clone();
         std::thread::Builder::new()
             .name("otpd-commit".into())
-            .spawn(move || writer(conn, db, runtime, jobs))
+            .spawn(move || writer(conn, db, runtime, jobs, &writer_metrics))
             .map_err(|e| CoreError::Internal(format!("cannot start the writer: {e}").into()))?;
-        Ok(GroupCommit { queue })
+        Ok(GroupCommit { queue, metrics })
     }
 
     /// Hands `write` to the writer and waits until its batch is committed.
     pub(crate) async fn submit(&self, write: VerifyWrite) -> CoreResult<Written> {
+        let handed = Instant::now();
         let (reply, answer) = oneshot::channel();
         self.queue
             .send((write, reply))
             .await
             .map_err(|_| CoreError::Internal("the writer has stopped".into()))?;
-        answer
+        let written = answer
             .await
-            .map_err(|_| CoreError::Internal("the writer dropped a write".into()))?
+            .map_err(|_| CoreError::Internal("the writer dropped a write".into()))?;
+        self.metrics.commit_wait(handed.elapsed());
+        written
     }
 }
 
@@ -651,7 +673,13 @@ impl WriterStats {
     }
 }
 
-fn writer(mut conn: Connection, db: Db, runtime: Handle, mut jobs: mpsc::Receiver<Job>) {
+fn writer(
+    mut conn: Connection,
+    db: Db,
+    runtime: Handle,
+    mut jobs: mpsc::Receiver<Job>,
+    metrics: &Metrics,
+) {
     // sqlx hands a released connection back to its pool from a task.
     let _runtime = runtime.enter();
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
@@ -674,7 +702,7 @@ fn writer(mut conn: Connection, db: Db, runtime: Handle, mut jobs: mpsc::Receive
                 continue;
             }
         };
-        match apply_batch(&mut conn, &batch, &mut stats) {
+        match apply_batch(&mut conn, &batch, &mut stats, metrics) {
             Ok(results) => {
                 drop(token);
                 for ((_, reply), written) in batch.drain(..).zip(results) {

@@ -1,7 +1,7 @@
 //! The directory: accounts listed by name with their second factor, page by page (what the
 //! dialects' collections show, ONTAP's `/api/security/login/totps` and
-//! `/api/security/accounts`), and the deployment's stable identity as dialects name it
-//! (ONTAP's cluster and SVM).
+//! `/api/security/accounts`), the deployment's stable identity as dialects name it
+//! (ONTAP's cluster and SVM), and the directory's counts that `/metrics` shows.
 
 use super::{Need, Service};
 use crate::model::roles_from_db;
@@ -136,7 +136,52 @@ fn prefix_range(prefix: Option<&str>) -> CoreResult<Option<(String, String)>> {
     Ok(Some((prefix, to)))
 }
 
+/// Seconds between two reads of the directory's counts at least (issue 20: "at most every
+/// 30 s").
+const GAUGES_EVERY: i64 = 30;
+
+/// The directory's counts, in one statement: accounts; accounts with an active
+/// authenticator; active authenticators locked at `$1`; accounts with an active authenticator
+/// and two or fewer recovery codes left (a used code is deleted).
+const GAUGES: &str = "SELECT \
+     (SELECT COUNT(*) FROM accounts) AS accounts, \
+     (SELECT COUNT(DISTINCT account_id) FROM authenticators WHERE state = 'active') AS enrolled, \
+     (SELECT COUNT(*) FROM authenticators WHERE state = 'active' AND locked_until > $1) AS locked, \
+     (SELECT COUNT(DISTINCT a.account_id) FROM authenticators a WHERE a.state = 'active' \
+        AND (SELECT COUNT(*) FROM recovery_codes r WHERE r.account_id = a.account_id) <= 2) AS low";
+
 impl Service {
+    /// Reads the directory's counts into the metrics' gauges (`otpd_accounts`,
+    /// `otpd_accounts_enrolled`, `otpd_authenticators_locked`,
+    /// `otpd_accounts_recovery_codes_low`) — unless they were read less than 30 s ago by the
+    /// service's clock, or less than ten times as long ago as the last read took (counting
+    /// takes a while over millions of accounts, and a scrape must not keep the database
+    /// busy), or another scrape is reading them now. The gauges keep their values when the
+    /// read fails (the error is returned; the next scrape tries again).
+    pub async fn refresh_database_gauges(&self) -> CoreResult<()> {
+        let gauges = &self.inner.metrics.gauges;
+        let Ok(mut next_read) = gauges.next_read.try_lock() else {
+            return Ok(());
+        };
+        let now = self.now();
+        if now < *next_read {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let counted = sqlx::query(GAUGES)
+            .bind(now)
+            .fetch_one(&self.db().read)
+            .await;
+        let took = i64::try_from(started.elapsed().as_secs()).unwrap_or(i64::MAX);
+        *next_read = now.saturating_add(GAUGES_EVERY.max(took.saturating_mul(10)));
+        let row = counted?;
+        gauges.accounts.set(row.try_get("accounts")?);
+        gauges.enrolled.set(row.try_get("enrolled")?);
+        gauges.locked.set(row.try_get("locked")?);
+        gauges.recovery_codes_low.set(row.try_get("low")?);
+        Ok(())
+    }
+
     /// The deployment's identity, made by the first [`Service::new`] on the database (read
     /// once: it never changes).
     pub async fn deployment_identity(&self) -> CoreResult<DeploymentIdentity> {

@@ -60,8 +60,8 @@ struct Inner {
     passwords_seen: sessions::PasswordMemo,
     /// The deployment's identity, once read.
     identity: std::sync::OnceLock<DeploymentIdentity>,
-    /// The counters of the core's decisions.
-    metrics: crate::metrics::Metrics,
+    /// The metrics of the core's decisions.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A secret shown to a person once (a TOTP secret, a key URI, a recovery code, a token).
@@ -152,8 +152,9 @@ impl Service {
         passwords: Passwords,
     ) -> CoreResult<Self> {
         let keys = keys::Keys::open(master, &db, clock.now()).await?;
+        let metrics = Arc::new(crate::metrics::Metrics::new(&db));
         let group_commit = (db.backend() == crate::Backend::Sqlite)
-            .then(|| commit::GroupCommit::start(db.clone()))
+            .then(|| commit::GroupCommit::start(db.clone(), metrics.clone()))
             .transpose()?;
         let service = Service {
             inner: Arc::new(Inner {
@@ -166,7 +167,7 @@ impl Service {
                 api_keys: sessions::KeyMemo::default(),
                 passwords_seen: sessions::PasswordMemo::new()?,
                 identity: std::sync::OnceLock::new(),
-                metrics: crate::metrics::Metrics::new(),
+                metrics,
             }),
         };
         let now = service.now();
@@ -191,7 +192,7 @@ impl Service {
         self.inner.clock.now()
     }
 
-    /// The counters of the core's decisions (Prometheus), for the front door's `/metrics`.
+    /// The metrics of the core's decisions (Prometheus), for the front door's `/metrics`.
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         &self.inner.metrics
     }

@@ -3,6 +3,7 @@
 
 use super::accounts::AccountRow;
 use super::{Audit, Need, Outcome, Service, Shown, new_id, new_token, token_hash};
+use crate::metrics::{LoginFactor, LoginResult};
 use crate::model::roles_from_db;
 use crate::{
     Caller, CoreError, CoreResult, FactorMethod, PasswordProof, Principal, RequestMeta,
@@ -393,9 +394,11 @@ impl Service {
         password: PasswordProof,
         meta: &RequestMeta,
     ) -> CoreResult<LoginOutcome> {
+        let metrics = &self.inner.metrics;
         let Some(account) = self.account_with_proof(name, password).await? else {
             self.audit_bad_password(name.text(), "auth.login", meta)
                 .await?;
+            metrics.login(LoginFactor::Password, LoginResult::Rejected);
             return Err(CoreError::Unauthenticated);
         };
         if account.locked {
@@ -408,6 +411,7 @@ impl Service {
                 meta,
             })
             .await?;
+            metrics.login(LoginFactor::Password, LoginResult::Locked);
             return Err(CoreError::AccountLocked);
         }
         let policy = self.policy_now().await?;
@@ -458,10 +462,15 @@ impl Service {
                 .await?,
             ),
         };
-        let reason = match &outcome {
-            LoginOutcome::Session(_) => None,
-            LoginOutcome::SecondFactorRequired { .. } => Some("second factor required"),
-            LoginOutcome::EnrollmentRequired(_) => Some("enrollment required"),
+        let (reason, result) = match &outcome {
+            LoginOutcome::Session(_) => (None, LoginResult::Succeeded),
+            LoginOutcome::SecondFactorRequired { .. } => (
+                Some("second factor required"),
+                LoginResult::SecondFactorRequired,
+            ),
+            LoginOutcome::EnrollmentRequired(_) => {
+                (Some("enrollment required"), LoginResult::EnrollmentRequired)
+            }
         };
         self.write_audit(
             &mut tx,
@@ -476,6 +485,7 @@ impl Service {
         )
         .await?;
         tx.commit().await?;
+        metrics.login(LoginFactor::Password, result);
         Ok(outcome)
     }
 
@@ -483,6 +493,32 @@ impl Service {
     /// verification as everything else (window, replay claim, failure counting, lockout);
     /// a refused code leaves the challenge usable until it expires or the authenticator locks.
     pub async fn second_factor(
+        &self,
+        challenge: &str,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> CoreResult<Token> {
+        let answer = self.complete_login(challenge, code, meta).await;
+        let result = match &answer {
+            Ok(_) => LoginResult::Succeeded,
+            Err(
+                CoreError::AccountLocked
+                | CoreError::SecondFactorFailed {
+                    reason: crate::VerifyReason::Locked,
+                },
+            ) => LoginResult::Locked,
+            Err(CoreError::Unauthenticated | CoreError::SecondFactorFailed { .. }) => {
+                LoginResult::Rejected
+            }
+            // Not a decision about the factor (bad input, the database): not counted.
+            Err(_) => return answer,
+        };
+        self.inner.metrics.login(LoginFactor::of_code(code), result);
+        answer
+    }
+
+    /// [`Service::second_factor`], before it is counted.
+    async fn complete_login(
         &self,
         challenge: &str,
         code: &str,

@@ -7,6 +7,7 @@ use super::commit::{self, AuditRow, AuthRef, FailureCount, VerifyWrite, Written}
 use super::recovery::{RecoveryCodeSet, format_recovery_code, recovery_shape};
 use super::sessions::Revoke;
 use super::{Audit, Need, Outcome, Service, Shown, new_id};
+use crate::metrics::EnrollmentStage;
 use crate::store::{Backend, Columns};
 use crate::{
     Caller, CoreError, CoreResult, FactorMethod, Policy, Principal, Purpose, RequestMeta,
@@ -565,6 +566,7 @@ impl Service {
         )
         .await?;
         tx.commit().await?;
+        self.inner.metrics.enrollment(EnrollmentStage::Started, 1);
         Ok(Enrollment {
             provisioning_uri: key_uri(&subject.policy, &subject.username, &secret, &p)?,
             secret: Shown::new(secret.to_base32().as_str()),
@@ -683,6 +685,7 @@ impl Service {
         )
         .await?;
         tx.commit().await?;
+        self.inner.metrics.enrollment(EnrollmentStage::Confirmed, 1);
         Ok(codes)
     }
 
@@ -776,6 +779,9 @@ impl Service {
         )
         .await?;
         tx.commit().await?;
+        self.inner
+            .metrics
+            .enrollment(EnrollmentStage::Provisioned, 1);
         Ok(Provisioned {
             provisioning_uri: key_uri(&subject.policy, &subject.username, &secret, &p)?,
             secret: Shown::new(secret.to_base32().as_str()),
@@ -852,6 +858,7 @@ impl Service {
         )
         .await?;
         tx.commit().await?;
+        self.inner.metrics.enrollment(EnrollmentStage::Renewed, 1);
         Ok(Renewal {
             provisioning_uri: key_uri(&subject.policy, &subject.username, &secret, &p)?,
             secret: Shown::new(secret.to_base32().as_str()),
@@ -963,6 +970,7 @@ impl Service {
         )
         .await?;
         tx.commit().await?;
+        self.inner.metrics.enrollment(EnrollmentStage::Removed, 1);
         Ok(())
     }
 
@@ -995,10 +1003,13 @@ impl Service {
         action: &'static str,
         meta: &RequestMeta,
     ) -> CoreResult<VerifyOutcome> {
+        let started = std::time::Instant::now();
         let outcome = self
             .decide_code(username, code, actor, action, meta)
             .await?;
-        self.inner.metrics.verification(&outcome, code, meta.door);
+        self.inner
+            .metrics
+            .verification(&outcome, code, meta.door, started.elapsed());
         Ok(outcome)
     }
 
@@ -1135,7 +1146,13 @@ impl Service {
             // not be told apart from the wrong codes refused after the lock.
             Written::Locked => VerifyOutcome::refused(VerifyReason::Locked),
             // Another request claimed this step (or a later one) first.
-            Written::Replayed | Written::Done => VerifyOutcome::refused(VerifyReason::Replayed),
+            Written::Replayed { locked_out } | Written::Counted { locked_out } => {
+                if locked_out {
+                    self.inner.metrics.lockout();
+                }
+                VerifyOutcome::refused(VerifyReason::Replayed)
+            }
+            Written::Done => VerifyOutcome::refused(VerifyReason::Replayed),
         })
     }
 
@@ -1168,10 +1185,13 @@ impl Service {
                 ),
             })
             .await?;
-        Ok(if written == Written::Locked {
-            VerifyReason::Locked
-        } else {
-            reason
+        Ok(match written {
+            Written::Locked => VerifyReason::Locked,
+            Written::Counted { locked_out: true } => {
+                self.inner.metrics.lockout();
+                reason
+            }
+            _ => reason,
         })
     }
 

@@ -10,6 +10,7 @@ mod helpers;
 mod keys;
 mod lifecycle;
 mod login;
+mod metrics;
 mod proofs;
 mod storage;
 mod verification;

@@ -9,6 +9,7 @@
 pub mod client;
 pub mod fault;
 pub mod limit;
+pub mod metrics;
 
 use crate::config::Settings;
 use axum::Router;
@@ -49,10 +50,21 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Whether the listener speaks TLS (cookies are then `Secure`).
     pub tls: bool,
+    /// The HTTP requests' metrics, unless metrics are off.
+    pub http_metrics: Option<Arc<metrics::HttpMetrics>>,
+}
+
+/// The application's routers: every door, and `/metrics` alone for a listener of its own.
+pub struct Routers {
+    /// Every front door (with `/metrics`, unless it has a listener of its own or is off).
+    pub app: Router,
+    /// `/metrics` alone (for `--metrics-listen`), unless metrics are off.
+    pub metrics: Option<Router>,
 }
 
 /// The whole application: every front door, and the layers they share.
-pub fn router(service: Service, settings: &Settings) -> Router {
+pub fn router(service: Service, settings: &Settings) -> Routers {
+    service.metrics().set_recording(settings.metrics);
     let limits = settings.rate_limits.then(|| {
         Arc::new(limit::Limits {
             login: limit::Buckets::new(settings.login_rate),
@@ -65,6 +77,9 @@ pub fn router(service: Service, settings: &Settings) -> Router {
         websocket_login_timeout: settings.websocket_login_timeout,
         request_timeout: settings.request_timeout,
         tls: settings.tls.is_some(),
+        http_metrics: settings
+            .metrics
+            .then(|| Arc::new(metrics::HttpMetrics::default())),
     };
     let request_id = HeaderName::from_static("x-request-id");
     // The native API and the TrueNAS upgrade share the native limits (a spent budget is
@@ -90,41 +105,60 @@ pub fn router(service: Service, settings: &Settings) -> Router {
     if let Some(prefix) = &settings.rocketchat {
         app = app.nest(prefix, crate::rocketchat::router(&state));
     }
+    let scrape = axum::routing::get(metrics::serve);
+    if settings.metrics && settings.metrics_listen.is_none() {
+        app = app.route("/metrics", scrape.clone());
+    }
     let ontap = settings.ontap;
     let rocketchat = settings.rocketchat.clone();
-    app.fallback(move |uri: Uri| async move {
-        if ontap && crate::ontap::owns(uri.path()) {
-            crate::ontap::not_found().await.into_response()
-        } else if let Some(prefix) = rocketchat.as_deref()
-            && crate::rocketchat::owns(prefix, uri.path())
-        {
-            crate::rocketchat::RcError::no_endpoint().into_response()
-        } else {
-            crate::native::not_found().await.into_response()
-        }
-    })
-    .layer(DefaultBodyLimit::max(settings.body_limit))
-    // Before every door: the client's address, when a trusted proxy names it.
-    .layer(axum::middleware::from_fn_with_state(
-        client::TrustedProxies {
-            nets: Arc::new(settings.trusted_proxies.clone()),
-            header: settings.trusted_proxy_header,
-        },
-        client::forwarded,
-    ))
-    .layer(TimeoutLayer::with_status_code(
-        StatusCode::SERVICE_UNAVAILABLE,
-        settings.request_timeout,
-    ))
-    .layer(CatchPanicLayer::new())
-    // A 5xx is no server failure worth an ERROR line by itself: Zimbra answers every fault
-    // with 500, and the server's own faults are logged once where they are classified
-    // (`fault::server_fault`).
-    .layer(
-        TraceLayer::new_for_http()
-            .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG)),
-    )
-    .layer(PropagateRequestIdLayer::new(request_id.clone()))
-    .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-    .with_state(state)
+    let mut app = app
+        .fallback(move |uri: Uri| async move {
+            if ontap && crate::ontap::owns(uri.path()) {
+                crate::ontap::not_found().await.into_response()
+            } else if let Some(prefix) = rocketchat.as_deref()
+                && crate::rocketchat::owns(prefix, uri.path())
+            {
+                crate::rocketchat::RcError::no_endpoint().into_response()
+            } else {
+                crate::native::not_found().await.into_response()
+            }
+        })
+        // Inside the routes (so that a 503 for a request that took too long keeps its route),
+        // and inside the metrics' layer, which then counts it.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            settings.request_timeout,
+        ));
+    if let Some(http) = &state.http_metrics {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            http.clone(),
+            metrics::measure,
+        ));
+    }
+    let metrics = state.http_metrics.is_some().then(|| {
+        Router::new()
+            .route("/metrics", scrape)
+            .with_state(state.clone())
+    });
+    let app =
+        app.layer(DefaultBodyLimit::max(settings.body_limit))
+            // Before every door: the client's address, when a trusted proxy names it.
+            .layer(axum::middleware::from_fn_with_state(
+                client::TrustedProxies {
+                    nets: Arc::new(settings.trusted_proxies.clone()),
+                    header: settings.trusted_proxy_header,
+                },
+                client::forwarded,
+            ))
+            .layer(CatchPanicLayer::new())
+            // A 5xx is no server failure worth an ERROR line by itself: Zimbra answers every fault
+            // with 500, and the server's own faults are logged once where they are classified
+            // (`fault::server_fault`).
+            .layer(TraceLayer::new_for_http().on_failure(
+                tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+            ))
+            .layer(PropagateRequestIdLayer::new(request_id.clone()))
+            .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+            .with_state(state);
+    Routers { app, metrics }
 }

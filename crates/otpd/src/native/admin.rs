@@ -130,17 +130,3 @@ pub async fn ready(State(s): State<AppState>) -> Result<&'static str, ApiError> 
 pub async fn readyz(state: State<AppState>) -> Result<&'static str, ApiError> {
     ready(state).await
 }
-
-/// The Prometheus metrics, in the OpenMetrics text format: `otpd_verifications_total`
-/// `{result,method,front_door}` and `otpd_build_info{version}` (docs/operations.md).
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, body = String, content_type = "application/openmetrics-text")))]
-pub async fn metrics(State(s): State<AppState>) -> impl axum::response::IntoResponse {
-    let metrics = s.service.metrics();
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            otpd_core::metrics::Metrics::CONTENT_TYPE,
-        )],
-        metrics.encode(),
-    )
-}

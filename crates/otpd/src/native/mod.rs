@@ -94,7 +94,6 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::started))
         .routes(routes!(admin::healthz))
         .routes(routes!(admin::readyz))
-        .routes(routes!(admin::metrics))
 }
 
 /// The OpenAPI document (for `/openapi.json` and tests).

@@ -12,6 +12,8 @@ pub const PASSWORD: &str = "correct horse battery";
 
 pub struct TestApp {
     pub base: String,
+    /// `http://…` of `/metrics`'s own listener (`--metrics-listen`), when it has one.
+    pub metrics_base: Option<String>,
     pub client: Client,
     pub clock: ManualClock,
     /// Kept so the data directory lives as long as the server.
@@ -62,6 +64,10 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
             .await
             .unwrap();
     let address = server.local_addr().unwrap();
+    let metrics_base = server
+        .metrics_addr()
+        .unwrap()
+        .map(|a| format!("http://{a}"));
     // With TLS on, every request goes over HTTPS to `localhost`, trusting only the
     // certificate the server made.
     let (base, client) = if settings_tls {
@@ -82,6 +88,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServeArgs)) -> TestApp {
     let password = std::fs::read_to_string(dir.path().join("initial-admin-password")).unwrap();
     let mut app = TestApp {
         base,
+        metrics_base,
         client,
         clock,
         _dir: dir,

@@ -1,0 +1,158 @@
+//! `/metrics` (issue 20): the core's metrics and the HTTP ones every door shares, in the
+//! OpenMetrics text format that Prometheus scrapes — on the main listener, or on a listener
+//! of its own (`--metrics-listen`).
+//!
+//! `otpd_http_requests_total{route,status}` and `otpd_http_request_duration_seconds{route}`
+//! are counted by [`measure`], a layer around every route: `route` is the template axum
+//! matched (`/api/v1/accounts/{username}/totp/verify`), never the path itself, and
+//! `unmatched` when nothing matched — so neither names nor tokens in paths reach a label,
+//! and the number of series is bounded by the routes. A route's counters are made the first
+//! time it answers; after that, recording is a lookup in a map read without a lock
+//! (`arc-swap`) and atomic adds.
+
+use super::AppState;
+use arc_swap::ArcSwap;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use otpd_core::metrics::{Histogram, Metrics};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// The `route` of a request no route matched.
+const UNMATCHED: &str = "unmatched";
+
+/// Status codes `100..=599`, one counter each.
+const STATUSES: std::ops::RangeInclusive<u16> = 100..=599;
+
+/// One route's counters.
+#[derive(Debug)]
+struct RouteMetrics {
+    /// Indexed by status − 100.
+    statuses: Box<[AtomicU64]>,
+    duration: Histogram,
+}
+
+impl RouteMetrics {
+    fn new() -> Self {
+        RouteMetrics {
+            statuses: STATUSES.map(|_| AtomicU64::new(0)).collect(),
+            duration: Histogram::seconds(),
+        }
+    }
+}
+
+/// The HTTP metrics of every door, by route template.
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    routes: ArcSwap<HashMap<Box<str>, Arc<RouteMetrics>>>,
+}
+
+impl HttpMetrics {
+    /// Records an answer of `route` with `status` after `started`.
+    fn record(&self, route: &str, status: u16, started: Instant) {
+        let known = self.routes.load().get(route).cloned();
+        let metrics = known.unwrap_or_else(|| self.add(route));
+        if let Some(count) = status
+            .checked_sub(*STATUSES.start())
+            .and_then(|i| metrics.statuses.get(usize::from(i)))
+        {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        metrics.duration.observe_duration(started.elapsed());
+    }
+
+    /// The counters of a route answering for the first time (copies the map: once per route).
+    #[cold]
+    fn add(&self, route: &str) -> Arc<RouteMetrics> {
+        let mut added = None;
+        self.routes.rcu(|routes| {
+            let mut routes = HashMap::clone(routes);
+            let metrics = routes
+                .entry(route.into())
+                .or_insert_with(|| Arc::new(RouteMetrics::new()));
+            added = Some(metrics.clone());
+            routes
+        });
+        added.unwrap_or_else(|| Arc::new(RouteMetrics::new()))
+    }
+}
+
+impl Collector for HttpMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let routes = self.routes.load();
+        let mut sorted: Vec<_> = routes.iter().collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut requests = encoder.encode_descriptor(
+            "otpd_http_requests",
+            "HTTP requests answered, by route template and status.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (route, metrics) in &sorted {
+            for (status, count) in STATUSES.zip(metrics.statuses.iter()) {
+                let count = count.load(Ordering::Relaxed);
+                if count == 0 {
+                    continue;
+                }
+                let status = status.to_string();
+                let labels = [("route", route.as_ref()), ("status", status.as_str())];
+                requests
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(&count, None)?;
+            }
+        }
+        let mut durations = encoder.encode_descriptor(
+            "otpd_http_request_duration_seconds",
+            "Time from a request's arrival at its route to its response's headers, by route template.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (route, metrics) in &sorted {
+            let labels = [("route", route.as_ref())];
+            metrics.duration.encode(durations.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Counts every answer of the routes it is layered on (`Router::layer`, so that the route
+/// has been matched) by route template and status, and times it.
+pub async fn measure(
+    State(http): State<Arc<HttpMetrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let response = next.run(request).await;
+    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+    http.record(route, response.status().as_u16(), started);
+    response
+}
+
+/// `GET /metrics`: reads the database's gauges again when they are due, then every series
+/// (the core's, then HTTP's) in the OpenMetrics text format.
+pub async fn serve(State(state): State<AppState>) -> Response {
+    let service = &state.service;
+    if let Err(e) = service.refresh_database_gauges().await {
+        tracing::warn!(error = %e, "metrics: the database's counts could not be read; the last ones are shown");
+    }
+    let mut text = String::with_capacity(16 * 1024);
+    let mut http = Registry::default();
+    if let Some(metrics) = &state.http_metrics {
+        http.register_collector(Box::new(metrics.clone()));
+    }
+    // Writing into a String cannot fail.
+    let _ =
+        prometheus_client::encoding::text::encode_registry(&mut text, service.metrics().registry())
+            .and_then(|()| prometheus_client::encoding::text::encode(&mut text, &http));
+    ([(CONTENT_TYPE, Metrics::CONTENT_TYPE)], text).into_response()
+}
