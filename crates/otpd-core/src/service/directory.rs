@@ -172,8 +172,12 @@ impl Service {
             .bind(now)
             .fetch_one(&self.db().read)
             .await;
-        let took = i64::try_from(started.elapsed().as_secs()).unwrap_or(i64::MAX);
-        *next_read = now.saturating_add(GAUGES_EVERY.max(took.saturating_mul(10)));
+        let pause = started
+            .elapsed()
+            .checked_mul(10)
+            .and_then(|d| i64::try_from(d.as_secs()).ok())
+            .unwrap_or(i64::MAX);
+        *next_read = now.saturating_add(GAUGES_EVERY.max(pause));
         let row = counted?;
         gauges.accounts.set(row.try_get("accounts")?);
         gauges.enrolled.set(row.try_get("enrolled")?);
