@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The measurements of docs/performance.md, reproducible: `scripts/bench.sh sqlite` or
-# `scripts/bench.sh postgres` (needs OTPD_BENCH_PG_URL: an empty database it may fill).
+# `scripts/bench.sh postgres` (needs OTPD_BENCH_PG_URL: an empty database it may fill), or
+# `scripts/bench.sh metrics` (throughput with metrics on against the same build with them off).
 #
 # Everything runs on this machine against loopback: release builds of otpd and otpd-bench,
 # a fresh data directory (or database), accounts provisioned through the Service, then
@@ -27,11 +28,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# serve PORT [args…]: starts otpd serve in the background and waits until it answers.
+# serve PORT [global args…] [-- serve args…]: starts otpd serve in the background and waits
+# until it answers.
 serve() {
     local port=$1
     shift
-    "$B/otpd" "$@" serve --listen "127.0.0.1:$port" --rate-limits off >"$WORK/serve-$port.log" 2>&1 &
+    local global=()
+    while [[ $# -gt 0 && $1 != -- ]]; do
+        global+=("$1")
+        shift
+    done
+    [[ ${1:-} == -- ]] && shift
+    "$B/otpd" "${global[@]}" serve --listen "127.0.0.1:$port" --rate-limits off "$@" >"$WORK/serve-$port.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 100); do
         curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
@@ -144,8 +152,45 @@ print(f"both instances, {a[0]['mode']}: median {statistics.median(sums):.0f} req
 EOF
     done
     ;;
+metrics)
+    # Issue 20: the cost of metrics. Two servers of the same build on two fresh 10,000-account
+    # databases, one with metrics on (the default) and one with `--metrics off`, measured in
+    # turn (the order alternating), so that both see the same machine. Wrong codes: the same
+    # reads and a write of the same shape as a valid code, and they never run out.
+    declare -A PORT=([on]=8491 [off]=8492) SPID KEYS
+    for side in on off; do
+        serve "${PORT[$side]}" --data-dir "$WORK/metrics-$side" -- --metrics "$side"
+        SPID[$side]=${PIDS[-1]}
+        KEYS[$side]=$("$B/otpd" --data-dir "$WORK/metrics-$side" apikey create --account admin --name bench | tail -1)
+        "$B/otpd-bench" --data-dir "$WORK/metrics-$side" provision --accounts 10000 --batch 5000
+        "$B/otpd" --data-dir "$WORK/metrics-$side" policy set max_failures=1000 >/dev/null
+        rm -f "$OUT/metrics-$side-wrong.jsonl" "$OUT/metrics-$side-healthz.jsonl"
+    done
+    for round in $(seq "$REPEAT"); do
+        order=(on off)
+        ((round % 2 == 0)) && order=(off on)
+        for mode in wrong healthz; do
+            for side in "${order[@]}"; do
+                KEY=${KEYS[$side]} REPEAT=1 load "${PORT[$side]}" "${SPID[$side]}" \
+                    "$OUT/metrics-$side-$mode.jsonl" "$mode" --accounts 10000
+            done
+        done
+    done
+    python3 - "$OUT" <<'EOF'
+import json, statistics, sys
+out = sys.argv[1]
+for mode in ("wrong", "healthz"):
+    on, off = ([json.loads(l)["rps"] for l in open(f"{out}/metrics-{side}-{mode}.jsonl")]
+               for side in ("on", "off"))
+    a, b = statistics.median(on), statistics.median(off)
+    pairs = sorted(100 * (x - y) / y for x, y in zip(on, off))
+    print(f"{mode}: metrics on {a:.0f} req/s, off {b:.0f} req/s: {100 * (a - b) / b:+.1f} % "
+          f"(rounds: {', '.join(f'{p:+.1f}' for p in pairs)} %)")
+EOF
+    curl -fsS "http://127.0.0.1:${PORT[on]}/metrics" >"$OUT/metrics-sample.txt"
+    ;;
 *)
-    echo "usage: $0 sqlite|postgres" >&2
+    echo "usage: $0 sqlite|postgres|metrics" >&2
     exit 2
     ;;
 esac
