@@ -23,9 +23,7 @@
 
 use crate::{Door, FactorMethod, VerifyOutcome, VerifyReason};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet,
-};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -249,22 +247,55 @@ impl EncodeMetric for Histogram {
     }
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct VerificationLabels {
-    result: &'static str,
-    method: &'static str,
-    front_door: &'static str,
+/// A counter family whose every series is made at the start, with fixed label values,
+/// recorded by index, and encoded in the order the series were made: a scrape's lines stay
+/// in one order across restarts (a `Family` encodes in its hash map's order).
+#[derive(Debug, Clone)]
+struct FixedCounters(Arc<FixedCountersInner>);
+
+#[derive(Debug)]
+struct FixedCountersInner {
+    name: &'static str,
+    help: &'static str,
+    /// Each series' labels, in index order.
+    labels: Box<[Vec<(&'static str, &'static str)>]>,
+    counts: Box<[AtomicU64]>,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct LoginLabels {
-    result: &'static str,
-    factor: &'static str,
+impl FixedCounters {
+    fn new(
+        name: &'static str,
+        help: &'static str,
+        labels: Vec<Vec<(&'static str, &'static str)>>,
+    ) -> Self {
+        FixedCounters(Arc::new(FixedCountersInner {
+            name,
+            help,
+            counts: labels.iter().map(|_| AtomicU64::new(0)).collect(),
+            labels: labels.into_boxed_slice(),
+        }))
+    }
+
+    /// Adds `n` to series `index` (nothing when there is no such series).
+    fn add(&self, index: usize, n: u64) {
+        if let Some(count) = self.0.counts.get(index) {
+            count.fetch_add(n, Ordering::Relaxed);
+        }
+    }
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StageLabels {
-    stage: &'static str,
+impl Collector for FixedCounters {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let inner = &*self.0;
+        let mut family =
+            encoder.encode_descriptor(inner.name, inner.help, None, MetricType::Counter)?;
+        for (labels, count) in inner.labels.iter().zip(inner.counts.iter()) {
+            family
+                .encode_family(labels)?
+                .encode_counter::<NoLabelSet, _, u64>(&count.load(Ordering::Relaxed), None)?;
+        }
+        Ok(())
+    }
 }
 
 /// The gauges read from the database ([`crate::Service::refresh_database_gauges`]).
@@ -274,9 +305,32 @@ pub(crate) struct DatabaseGauges {
     pub enrolled: Gauge,
     pub locked: Gauge,
     pub recovery_codes_low: Gauge,
-    /// The earliest time to read them again (the service's clock, Unix seconds); held
-    /// while they are read.
-    pub next_read: tokio::sync::Mutex<i64>,
+    /// The earliest time to read them again (the service's clock, Unix seconds), or
+    /// [`DatabaseGauges::READING`] while a read runs.
+    pub next_read: std::sync::atomic::AtomicI64,
+}
+
+impl DatabaseGauges {
+    /// [`DatabaseGauges::next_read`] while a read runs.
+    pub const READING: i64 = i64::MAX;
+}
+
+/// One metric with its name and help, as a collector: every family is registered as one,
+/// so that a scrape lists them in the order they are registered (a registry encodes its
+/// plain metrics before its collectors).
+#[derive(Debug)]
+struct Named<M> {
+    name: &'static str,
+    help: &'static str,
+    metric: M,
+}
+
+impl<M: EncodeMetric + std::fmt::Debug + Send + Sync + 'static> Collector for Named<M> {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let family =
+            encoder.encode_descriptor(self.name, self.help, None, self.metric.metric_type())?;
+        self.metric.encode(family)
+    }
 }
 
 /// The connections of the database pools, read at each scrape.
@@ -310,12 +364,12 @@ pub struct Metrics {
     recording: AtomicBool,
     registry: Registry,
     /// Indexed by result, method and door (see [`Metrics::verification`]).
-    verifications: Box<[Counter]>,
+    verifications: FixedCounters,
     verification_seconds: Histogram,
     /// Indexed as [`LOGIN_SERIES`].
-    logins: Box<[Counter]>,
+    logins: FixedCounters,
     /// Indexed by [`EnrollmentStage`].
-    enrollments: Box<[Counter]>,
+    enrollments: FixedCounters,
     lockouts: Counter,
     batch_size: Histogram,
     commit_wait: Histogram,
@@ -327,115 +381,110 @@ impl Metrics {
     pub(crate) fn new(db: &crate::store::Db) -> Self {
         let mut registry = Registry::default();
 
-        let family = Family::<VerificationLabels, Counter>::default();
-        let mut verifications = Vec::with_capacity(RESULTS.len() * METHODS.len() * DOORS.len());
+        let mut series = Vec::with_capacity(RESULTS.len() * METHODS.len() * DOORS.len());
         for result in RESULTS {
             for method in METHODS {
                 for front_door in DOORS {
-                    verifications.push(family.get_or_create_owned(&VerificationLabels {
-                        result,
-                        method,
-                        front_door,
-                    }));
+                    series.push(vec![
+                        ("result", result),
+                        ("method", method),
+                        ("front_door", front_door),
+                    ]);
                 }
             }
         }
-        registry.register(
+        let verifications = FixedCounters::new(
             "otpd_verifications",
-            "Codes checked, by outcome, kind of code and front door",
-            family,
+            "Codes checked, by outcome, kind of code and front door.",
+            series,
         );
+        registry.register_collector(Box::new(verifications.clone()));
 
         let verification_seconds = Histogram::seconds();
-        registry.register(
-            "otpd_verification_duration_seconds",
-            "Time to check a code and make its outcome durable (claim or count, and audit)",
-            verification_seconds.clone(),
-        );
+        registry.register_collector(Box::new(Named {
+            name: "otpd_verification_duration_seconds",
+            help: "Time to check a code and make its outcome durable (claim or count, and audit).",
+            metric: verification_seconds.clone(),
+        }));
 
-        let family = Family::<LoginLabels, Counter>::default();
-        let logins = LOGIN_SERIES
-            .iter()
-            .map(|(factor, result)| {
-                family.get_or_create_owned(&LoginLabels {
-                    result: result.as_str(),
-                    factor: factor.as_str(),
-                })
-            })
-            .collect();
-        registry.register(
+        let logins = FixedCounters::new(
             "otpd_logins",
-            "Login steps, by the factor checked and what was decided",
-            family,
+            "Login steps, by the factor checked and what was decided.",
+            LOGIN_SERIES
+                .iter()
+                .map(|(factor, result)| {
+                    vec![("result", result.as_str()), ("factor", factor.as_str())]
+                })
+                .collect(),
         );
+        registry.register_collector(Box::new(logins.clone()));
 
-        let family = Family::<StageLabels, Counter>::default();
-        let enrollments = STAGES
-            .iter()
-            .map(|stage| family.get_or_create_owned(&StageLabels { stage }))
-            .collect();
-        registry.register(
+        let enrollments = FixedCounters::new(
             "otpd_enrollments",
-            "Authenticators started, confirmed, provisioned, renewed and removed",
-            family,
+            "Authenticators started, confirmed, provisioned, renewed and removed.",
+            STAGES.iter().map(|stage| vec![("stage", *stage)]).collect(),
         );
+        registry.register_collector(Box::new(enrollments.clone()));
 
         let lockouts = Counter::default();
-        registry.register(
-            "otpd_lockouts",
-            "Authenticators locked after too many failed codes",
-            lockouts.clone(),
-        );
+        registry.register_collector(Box::new(Named {
+            name: "otpd_lockouts",
+            help: "Authenticators locked after too many failed codes.",
+            metric: lockouts.clone(),
+        }));
 
         let batch_size = Histogram::new(&BATCH_BOUNDS, 1.0);
-        registry.register(
-            "otpd_group_commit_batch_size",
-            "Writes committed together by SQLite's group-commit writer, per batch",
-            batch_size.clone(),
-        );
+        registry.register_collector(Box::new(Named {
+            name: "otpd_group_commit_batch_size",
+            help: "Writes committed together by SQLite's group-commit writer, per batch.",
+            metric: batch_size.clone(),
+        }));
         let commit_wait = Histogram::seconds();
-        registry.register(
-            "otpd_group_commit_wait_seconds",
-            "Time from handing a write to SQLite's group-commit writer to its commit",
-            commit_wait.clone(),
-        );
+        registry.register_collector(Box::new(Named {
+            name: "otpd_group_commit_wait_seconds",
+            help: "Time from handing a write to SQLite's group-commit writer to its commit.",
+            metric: commit_wait.clone(),
+        }));
 
         registry.register_collector(Box::new(PoolCollector(db.clone())));
 
         let gauges = DatabaseGauges::default();
-        registry.register(
-            "otpd_accounts",
-            "Accounts (read from the database at most every 30 s)",
-            gauges.accounts.clone(),
-        );
-        registry.register(
-            "otpd_accounts_enrolled",
-            "Accounts with an active authenticator (read at most every 30 s)",
-            gauges.enrolled.clone(),
-        );
-        registry.register(
-            "otpd_authenticators_locked",
-            "Authenticators locked now after failed codes (read at most every 30 s)",
-            gauges.locked.clone(),
-        );
-        registry.register(
-            "otpd_accounts_recovery_codes_low",
-            "Accounts with an active authenticator and two or fewer unused recovery codes (read at most every 30 s)",
-            gauges.recovery_codes_low.clone(),
-        );
+        registry.register_collector(Box::new(Named {
+            name: "otpd_accounts",
+            help: "Accounts (read from the database by scrapes 30 s apart at least).",
+            metric: gauges.accounts.clone(),
+        }));
+        registry.register_collector(Box::new(Named {
+            name: "otpd_accounts_enrolled",
+            help: "Accounts with an active authenticator (read by scrapes 30 s apart at least).",
+            metric: gauges.enrolled.clone(),
+        }));
+        registry.register_collector(Box::new(Named {
+            name: "otpd_authenticators_locked",
+            help: "Authenticators, active or pending, locked now after failed codes (read by scrapes 30 s apart at least).",
+            metric: gauges.locked.clone(),
+        }));
+        registry.register_collector(Box::new(Named {
+            name: "otpd_accounts_recovery_codes_low",
+            help: "Accounts with an active authenticator and two or fewer unused recovery codes (read by scrapes 30 s apart at least).",
+            metric: gauges.recovery_codes_low.clone(),
+        }));
 
-        registry.register(
-            "otpd_build",
-            "The running otpd's version",
-            prometheus_client::metrics::info::Info::new(vec![(
-                "version",
-                env!("CARGO_PKG_VERSION"),
-            )]),
-        );
+        // A gauge at 1 rather than OpenMetrics' info type, which the classic text format's
+        // parsers (`promtool check metrics`) do not know.
+        let build = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+        build
+            .get_or_create(&[("version", env!("CARGO_PKG_VERSION"))])
+            .set(1);
+        registry.register_collector(Box::new(Named {
+            name: "otpd_build_info",
+            help: "The running otpd's version.",
+            metric: build,
+        }));
         Metrics {
             recording: AtomicBool::new(true),
             registry,
-            verifications: verifications.into_boxed_slice(),
+            verifications,
             verification_seconds,
             logins,
             enrollments,
@@ -493,12 +542,10 @@ impl Metrics {
             None if is_totp_shape(code) => 0,
             None => 1,
         };
-        if let Some(counter) = self
-            .verifications
-            .get((result * METHODS.len() + method) * DOORS.len() + door_index(door))
-        {
-            counter.inc();
-        }
+        self.verifications.add(
+            (result * METHODS.len() + method) * DOORS.len() + door_index(door),
+            1,
+        );
         self.verification_seconds.observe_duration(elapsed);
     }
 
@@ -507,10 +554,8 @@ impl Metrics {
         if !self.recording() {
             return;
         }
-        if let Some(i) = LOGIN_SERIES.iter().position(|s| *s == (factor, result))
-            && let Some(counter) = self.logins.get(i)
-        {
-            counter.inc();
+        if let Some(i) = LOGIN_SERIES.iter().position(|s| *s == (factor, result)) {
+            self.logins.add(i, 1);
         }
     }
 
@@ -519,12 +564,11 @@ impl Metrics {
         if !self.recording() {
             return;
         }
-        if let Some(counter) = self.enrollments.get(stage as usize) {
-            counter.inc_by(n);
-        }
+        self.enrollments.add(stage as usize, n);
     }
 
-    /// Counts an authenticator locked by the failure that reached `max_failures`.
+    /// Counts an authenticator locked by the failure that reached `max_failures` (where the
+    /// write that locked it is applied, whether or not its request still waits).
     pub(crate) fn lockout(&self) {
         if self.recording() {
             self.lockouts.inc();

@@ -151,6 +151,16 @@ pub(crate) enum Written {
     Done,
 }
 
+impl Written {
+    /// Whether this write's failure locked the authenticator.
+    pub(crate) fn locked_out(self) -> bool {
+        matches!(
+            self,
+            Written::Counted { locked_out: true } | Written::Replayed { locked_out: true }
+        )
+    }
+}
+
 pub(crate) async fn insert_audit(
     conn: &mut AnyConnection,
     row: &AuditRow,
@@ -702,17 +712,26 @@ fn writer(
                 continue;
             }
         };
+        // Lockouts are counted here, where they are committed: the request that caused one
+        // may have gone without waiting for the answer.
         match apply_batch(&mut conn, &batch, &mut stats, metrics) {
             Ok(results) => {
                 drop(token);
                 for ((_, reply), written) in batch.drain(..).zip(results) {
+                    if written.locked_out() {
+                        metrics.lockout();
+                    }
                     let _ = reply.send(Ok(written));
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, writes = batch.len(), "batch failed; applying its writes one by one");
                 for (write, reply) in batch.drain(..) {
-                    let _ = reply.send(apply_one(&mut conn, &write));
+                    let written = apply_one(&mut conn, &write);
+                    if written.as_ref().is_ok_and(|w| w.locked_out()) {
+                        metrics.lockout();
+                    }
+                    let _ = reply.send(written);
                 }
                 drop(token);
             }

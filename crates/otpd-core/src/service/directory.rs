@@ -141,12 +141,13 @@ fn prefix_range(prefix: Option<&str>) -> CoreResult<Option<(String, String)>> {
 const GAUGES_EVERY: i64 = 30;
 
 /// The directory's counts, in one statement: accounts; accounts with an active
-/// authenticator; active authenticators locked at `$1`; accounts with an active authenticator
-/// and two or fewer recovery codes left (a used code is deleted).
+/// authenticator; authenticators (active or pending: wrong confirmation codes lock those too)
+/// locked at `$1`; accounts with an active authenticator and two or fewer recovery codes left
+/// (a used code is deleted).
 const GAUGES: &str = "SELECT \
      (SELECT COUNT(*) FROM accounts) AS accounts, \
      (SELECT COUNT(DISTINCT account_id) FROM authenticators WHERE state = 'active') AS enrolled, \
-     (SELECT COUNT(*) FROM authenticators WHERE state = 'active' AND locked_until > $1) AS locked, \
+     (SELECT COUNT(*) FROM authenticators WHERE locked_until > $1) AS locked, \
      (SELECT COUNT(DISTINCT a.account_id) FROM authenticators a WHERE a.state = 'active' \
         AND (SELECT COUNT(*) FROM recovery_codes r WHERE r.account_id = a.account_id) <= 2) AS low";
 
@@ -156,29 +157,70 @@ impl Service {
     /// `otpd_accounts_recovery_codes_low`) — unless they were read less than 30 s ago by the
     /// service's clock, or less than ten times as long ago as the last read took (counting
     /// takes a while over millions of accounts, and a scrape must not keep the database
-    /// busy), or another scrape is reading them now. The gauges keep their values when the
-    /// read fails (the error is returned; the next scrape tries again).
+    /// busy), or another read runs. The read runs in a task of its own: a scrape that is cut
+    /// off (a client gone, a scraper's timeout) leaves it to finish, instead of starting it
+    /// again at the next scrape — a read pool kept busy counting by anyone who can reach
+    /// `/metrics`. The gauges keep their values when the read fails (the error is returned;
+    /// a read is tried again 30 s later).
     pub async fn refresh_database_gauges(&self) -> CoreResult<()> {
-        let gauges = &self.inner.metrics.gauges;
-        let Ok(mut next_read) = gauges.next_read.try_lock() else {
-            return Ok(());
-        };
+        use crate::metrics::DatabaseGauges;
+        use std::sync::atomic::Ordering;
         let now = self.now();
-        if now < *next_read {
+        let next_read = &self.inner.metrics.gauges.next_read;
+        let due = next_read.load(Ordering::Acquire);
+        if now < due
+            || next_read
+                .compare_exchange(
+                    due,
+                    DatabaseGauges::READING,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_err()
+        {
             return Ok(());
         }
-        let started = std::time::Instant::now();
-        let counted = sqlx::query(GAUGES)
+        /// Sets the time of the next read when the read ends, however it ends.
+        struct ReadEnd<'a> {
+            next_read: &'a std::sync::atomic::AtomicI64,
+            at: i64,
+        }
+        impl Drop for ReadEnd<'_> {
+            fn drop(&mut self) {
+                self.next_read.store(self.at, Ordering::Release);
+            }
+        }
+        let service = self.clone();
+        tokio::spawn(async move {
+            let mut end = ReadEnd {
+                next_read: &service.inner.metrics.gauges.next_read,
+                at: now.saturating_add(GAUGES_EVERY),
+            };
+            let started = std::time::Instant::now();
+            let read = service.read_database_gauges(now).await;
+            if read.is_ok() {
+                let pause = started
+                    .elapsed()
+                    .checked_mul(10)
+                    .and_then(|d| i64::try_from(d.as_secs()).ok())
+                    .unwrap_or(i64::MAX);
+                end.at = now.saturating_add(GAUGES_EVERY.max(pause));
+            }
+            read
+        })
+        .await
+        .map_err(|e| {
+            CoreError::Internal(format!("the count of the directory stopped: {e}").into())
+        })?
+    }
+
+    /// [`Service::refresh_database_gauges`]'s read.
+    async fn read_database_gauges(&self, now: i64) -> CoreResult<()> {
+        let gauges = &self.inner.metrics.gauges;
+        let row = sqlx::query(GAUGES)
             .bind(now)
             .fetch_one(&self.db().read)
-            .await;
-        let pause = started
-            .elapsed()
-            .checked_mul(10)
-            .and_then(|d| i64::try_from(d.as_secs()).ok())
-            .unwrap_or(i64::MAX);
-        *next_read = now.saturating_add(GAUGES_EVERY.max(pause));
-        let row = counted?;
+            .await?;
         gauges.accounts.set(row.try_get("accounts")?);
         gauges.enrolled.set(row.try_get("enrolled")?);
         gauges.locked.set(row.try_get("locked")?);

@@ -235,14 +235,26 @@ impl Service {
     }
 
     /// Applies a write of the verification path: through the group-commit writer on SQLite,
-    /// in a transaction of its own on PostgreSQL. Returns once it is durable.
+    /// in a transaction of its own on PostgreSQL. Returns once it is durable. Either way the
+    /// write, and the count of a lockout it causes, go on when the caller stops waiting.
     pub(crate) async fn write_verification(
         &self,
         write: commit::VerifyWrite,
     ) -> CoreResult<commit::Written> {
         match &self.inner.group_commit {
             Some(writer) => writer.submit(write).await,
-            None => commit::apply_alone(&self.inner.db, &write).await,
+            None => {
+                let (db, metrics) = (self.inner.db.clone(), self.inner.metrics.clone());
+                tokio::spawn(async move {
+                    let written = commit::apply_alone(&db, &write).await;
+                    if written.as_ref().is_ok_and(|w| w.locked_out()) {
+                        metrics.lockout();
+                    }
+                    written
+                })
+                .await
+                .map_err(|e| CoreError::Internal(format!("a write stopped: {e}").into()))?
+            }
         }
     }
 

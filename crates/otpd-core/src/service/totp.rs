@@ -589,6 +589,19 @@ impl Service {
         set: RecoveryCodeSet,
         meta: &RequestMeta,
     ) -> CoreResult<Vec<Shown>> {
+        let confirmed = self.confirm_code(principal, username, code, set, meta);
+        self.counting_code(code, meta.door, confirmed).await
+    }
+
+    /// [`Service::confirm_enrollment`], before its code is counted.
+    async fn confirm_code(
+        &self,
+        principal: &Principal,
+        username: &str,
+        code: &str,
+        set: RecoveryCodeSet,
+        meta: &RequestMeta,
+    ) -> CoreResult<Vec<Shown>> {
         self.authorize(principal, Some(username), Need::SelfOr2faAdmin, true)?;
         let mut conn = self.db().read.acquire().await?;
         let subject = self.subject(&mut conn, username).await?;
@@ -1003,14 +1016,31 @@ impl Service {
         action: &'static str,
         meta: &RequestMeta,
     ) -> CoreResult<VerifyOutcome> {
-        let started = std::time::Instant::now();
-        let outcome = self
-            .decide_code(username, code, actor, action, meta)
-            .await?;
-        self.inner
-            .metrics
-            .verification(&outcome, code, meta.door, started.elapsed());
-        Ok(outcome)
+        // The decision runs to its end in a task of its own. Once its write is handed to the
+        // database, the count, the lockout and the audit row happen whether or not the
+        // caller still waits; counted here in the caller's future, a request cut off by its
+        // client (an attacker locking accounts without reading the answers) would change the
+        // database and leave no trace in the metrics.
+        let service = self.clone();
+        let (username, code, actor, meta) = (
+            username.to_owned(),
+            zeroize::Zeroizing::new(code.to_owned()),
+            actor.to_owned(),
+            meta.clone(),
+        );
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let outcome = service
+                .decide_code(&username, &code, &actor, action, &meta)
+                .await?;
+            service
+                .inner
+                .metrics
+                .verification(&outcome, &code, meta.door, started.elapsed());
+            Ok(outcome)
+        })
+        .await
+        .map_err(|e| CoreError::Internal(format!("a verification stopped: {e}").into()))?
     }
 
     /// [`Service::check_code`]'s decision, before it is counted.
@@ -1146,14 +1176,33 @@ impl Service {
             // not be told apart from the wrong codes refused after the lock.
             Written::Locked => VerifyOutcome::refused(VerifyReason::Locked),
             // Another request claimed this step (or a later one) first.
-            Written::Replayed { locked_out } | Written::Counted { locked_out } => {
-                if locked_out {
-                    self.inner.metrics.lockout();
-                }
+            Written::Replayed { .. } | Written::Counted { .. } | Written::Done => {
                 VerifyOutcome::refused(VerifyReason::Replayed)
             }
-            Written::Done => VerifyOutcome::refused(VerifyReason::Replayed),
         })
+    }
+
+    /// Runs `call`, which checks `code` and answers a refused code with an error (confirm,
+    /// resync), and counts the code in `otpd_verifications_total`: accepted, or refused for
+    /// the reason [`CoreError::SecondFactorFailed`] gives. Any other error checked no code
+    /// (bad input, nothing pending, not allowed).
+    async fn counting_code<T>(
+        &self,
+        code: &str,
+        door: crate::Door,
+        call: impl std::future::Future<Output = CoreResult<T>>,
+    ) -> CoreResult<T> {
+        let started = std::time::Instant::now();
+        let answer = call.await;
+        let outcome = match &answer {
+            Ok(_) => VerifyOutcome::accepted(FactorMethod::Totp),
+            Err(CoreError::SecondFactorFailed { reason }) => VerifyOutcome::refused(*reason),
+            Err(_) => return answer,
+        };
+        self.inner
+            .metrics
+            .verification(&outcome, code, door, started.elapsed());
+        answer
     }
 
     /// Counts a failed verification atomically; the one that reaches `max_failures` locks
@@ -1185,13 +1234,10 @@ impl Service {
                 ),
             })
             .await?;
-        Ok(match written {
-            Written::Locked => VerifyReason::Locked,
-            Written::Counted { locked_out: true } => {
-                self.inner.metrics.lockout();
-                reason
-            }
-            _ => reason,
+        Ok(if written == Written::Locked {
+            VerifyReason::Locked
+        } else {
+            reason
         })
     }
 
@@ -1214,6 +1260,19 @@ impl Service {
     /// Recovers a device whose clock drifted outside the window: two consecutive codes
     /// found within `±resync_range` steps set the drift and claim the second step.
     pub async fn resync_totp(
+        &self,
+        principal: &Principal,
+        username: &str,
+        first: &str,
+        second: &str,
+        meta: &RequestMeta,
+    ) -> CoreResult<i64> {
+        let resynced = self.resync_codes(principal, username, first, second, meta);
+        self.counting_code(first, meta.door, resynced).await
+    }
+
+    /// [`Service::resync_totp`], before its codes are counted.
+    async fn resync_codes(
         &self,
         principal: &Principal,
         username: &str,

@@ -144,6 +144,8 @@ pub fn router(service: Service, settings: &Settings) -> Routers {
     let metrics = state.http_metrics.is_some().then(|| {
         Router::new()
             .route("/metrics", scrape)
+            .layer(timeout)
+            .layer(CatchPanicLayer::new())
             .with_state(state.clone())
     });
     let app =

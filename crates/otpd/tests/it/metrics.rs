@@ -120,10 +120,12 @@ async fn the_counters_follow_the_cores_decisions_through_every_door() {
         .as_str()
         .unwrap()
         .to_owned();
-    // Every series exists from the start, at zero; the build is named.
+    // Every series exists from the start, at zero; the build is named. alice's enrollment
+    // was confirmed with a code: one accepted.
     let start = scrape(&app).await;
-    assert_eq!(verifications(&start, "accepted", "totp", "native"), 0.0);
-    assert!(start.families.contains_key("otpd_build"));
+    assert_eq!(verifications(&start, "accepted", "totp", "native"), 1.0);
+    assert_eq!(verifications(&start, "accepted", "totp", "web"), 0.0);
+    assert!(start.families.contains_key("otpd_build_info"));
 
     // The native API: accepted, replayed, rejected; a recovery code accepted.
     let verify = |code: String| {
@@ -169,7 +171,7 @@ async fn the_counters_follow_the_cores_decisions_through_every_door() {
     app.request(Method::GET, "/no/such/path", None, None).await;
 
     let m = scrape(&app).await;
-    assert_eq!(verifications(&m, "accepted", "totp", "native"), 1.0);
+    assert_eq!(verifications(&m, "accepted", "totp", "native"), 2.0);
     assert_eq!(verifications(&m, "replayed", "totp", "native"), 1.0);
     assert_eq!(verifications(&m, "rejected", "totp", "native"), 3.0);
     assert_eq!(
@@ -180,10 +182,10 @@ async fn the_counters_follow_the_cores_decisions_through_every_door() {
     assert_eq!(verifications(&m, "locked", "totp", "native"), 1.0);
     assert_eq!(verifications(&m, "accepted", "totp", "truenas"), 0.0);
     // Each checked code was timed.
-    assert_eq!(all_verifications(&m), 8.0);
+    assert_eq!(all_verifications(&m), 9.0);
     assert_eq!(
         histogram_count(&m, "otpd_verification_duration_seconds", &[]),
-        8
+        9
     );
     // The web sign-in: a password step that wants a code, then the code. Logins through the
     // API before the first scrape (the admin's, alice's, svc's) are counted there.
