@@ -12,6 +12,7 @@
 //!   every 30 s ([`crate::Service::refresh_database_gauges`]);
 //! - `otpd_build_info{version}`.
 //!
+//! Every family is encoded in the order it is registered here, its series in a fixed order.
 //! Recording costs the hot path no lock, no allocation and no hashing: every labelled series
 //! exists from the start (at zero) in a fixed array indexed by its labels, and a counter or a
 //! histogram bucket is an atomic add. `prometheus-client`'s own histogram takes a mutex per

@@ -148,28 +148,28 @@ pub fn router(service: Service, settings: &Settings) -> Routers {
             .layer(CatchPanicLayer::new())
             .with_state(state.clone())
     });
-    let app =
-        tower::ServiceBuilder::new()
-            .map_response(IntoResponse::into_response)
-            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-            .layer(PropagateRequestIdLayer::new(request_id))
-            // A 5xx is no server failure worth an ERROR line by itself: Zimbra answers every fault
-            // with 500, and the server's own faults are logged once where they are classified
-            // (`fault::server_fault`).
-            .layer(TraceLayer::new_for_http().on_failure(
-                tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
-            ))
-            .layer(CatchPanicLayer::new())
-            // Before every door: the client's address, when a trusted proxy names it.
-            .layer(axum::middleware::from_fn_with_state(
-                client::TrustedProxies {
-                    nets: Arc::new(settings.trusted_proxies.clone()),
-                    header: settings.trusted_proxy_header,
-                },
-                client::forwarded,
-            ))
-            .layer(DefaultBodyLimit::max(settings.body_limit))
-            .service(app.with_state(state));
+    // A 5xx is no server failure worth an ERROR line by itself: Zimbra answers every fault
+    // with 500, and the server's own faults are logged once where they are classified
+    // (`fault::server_fault`).
+    let trace = TraceLayer::new_for_http()
+        .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG));
+    // Before every door: the client's address, when a trusted proxy names it.
+    let client_address = axum::middleware::from_fn_with_state(
+        client::TrustedProxies {
+            nets: Arc::new(settings.trusted_proxies.clone()),
+            header: settings.trusted_proxy_header,
+        },
+        client::forwarded,
+    );
+    let app = tower::ServiceBuilder::new()
+        .map_response(IntoResponse::into_response)
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(trace)
+        .layer(CatchPanicLayer::new())
+        .layer(client_address)
+        .layer(DefaultBodyLimit::max(settings.body_limit))
+        .service(app.with_state(state));
     Routers {
         app: Router::new().fallback_service(app),
         metrics,
