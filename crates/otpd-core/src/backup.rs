@@ -125,7 +125,7 @@ pub fn check_copy(path: &Path) -> CoreResult<CopyReport> {
         accounts,
         data_keys: keys
             .iter()
-            .map(|id| format!("{:08x}", u32::try_from(*id).unwrap_or(0)))
+            .map(|id| crate::seal::hex_id(u32::try_from(*id).unwrap_or(0)))
             .collect(),
     })
 }

@@ -213,6 +213,11 @@ impl MasterKey {
     }
 }
 
+/// A key's id as `otpd keys status` and the logs show it: eight hex digits.
+pub(crate) fn hex_id(id: u32) -> String {
+    format!("{id:08x}")
+}
+
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "MasterKey({:08x})", self.id)

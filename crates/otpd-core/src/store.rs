@@ -238,7 +238,7 @@ impl Db {
         Ok(keys > 0)
     }
 
-    /// Whether the database answers (`/readyz`).
+    /// Whether the database answers.
     pub async fn ping(&self) -> CoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())

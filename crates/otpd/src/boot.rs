@@ -108,9 +108,7 @@ pub fn database_lock(settings: &Settings, kind: LockKind) -> anyhow::Result<Opti
     let Some(db) = sqlite_path(&settings.database_url) else {
         return Ok(None);
     };
-    let mut name = db.clone().into_os_string();
-    name.push(".lock");
-    let path = PathBuf::from(name);
+    let path = with_suffix(&db, ".lock");
     let file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -166,6 +164,13 @@ pub fn own_like_directory(file: &Path) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
         Err(e) => Err(anyhow::Error::new(e).context(format!("chown {}", file.display()))),
     }
+}
+
+/// `file` with `suffix` added to its name (`otpd.db` → `otpd.db.lock`).
+pub fn with_suffix(file: &Path, suffix: &str) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
 }
 
 /// The SQLite database file of `settings`, if the database is SQLite.

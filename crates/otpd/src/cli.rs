@@ -1102,7 +1102,7 @@ async fn restore(settings: &Settings, file: &std::path::Path) -> anyhow::Result<
     if let Err(e) = opened {
         let _ = std::fs::remove_file(&candidate);
         for suffix in ["-wal", "-shm"] {
-            let _ = std::fs::remove_file(with_suffix(&candidate, suffix));
+            let _ = std::fs::remove_file(boot::with_suffix(&candidate, suffix));
         }
         bail!(
             "{e}: the configured master key does not open {} (or it is not a database this \
@@ -1120,7 +1120,8 @@ async fn restore(settings: &Settings, file: &std::path::Path) -> anyhow::Result<
                 db.display()
             );
         }
-        let kept = sibling(&db, &format!("before-restore-{}", unix_now()));
+        let now = otpd_core::Clock::now(&otpd_core::SystemClock);
+        let kept = sibling(&db, &format!("before-restore-{now}"));
         std::fs::rename(&db, &kept)?;
         Some(kept)
     } else {
@@ -1139,17 +1140,5 @@ async fn restore(settings: &Settings, file: &std::path::Path) -> anyhow::Result<
 
 /// `<file>.<what>` beside `file`.
 fn sibling(file: &std::path::Path, what: &str) -> std::path::PathBuf {
-    with_suffix(file, &format!(".{what}"))
-}
-
-fn with_suffix(file: &std::path::Path, suffix: &str) -> std::path::PathBuf {
-    let mut name = file.as_os_str().to_owned();
-    name.push(suffix);
-    name.into()
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    boot::with_suffix(file, &format!(".{what}"))
 }

@@ -15,6 +15,7 @@
 //! then deletes the retired keys. Nothing stops serving meanwhile.
 
 use super::{Audit, Need, Service};
+use crate::seal::hex_id;
 use crate::store::Db;
 use crate::{
     CoreError, CoreResult, DataKey, KeyRing, MasterKey, Principal, Purpose, RequestMeta,
@@ -153,10 +154,6 @@ pub struct DataKeyInfo {
     pub secrets: i64,
     /// Recovery codes sealed under it.
     pub recovery_codes: i64,
-}
-
-fn hex_id(id: u32) -> String {
-    format!("{id:08x}")
 }
 
 impl Service {
